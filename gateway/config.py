@@ -1,0 +1,127 @@
+"""Settings, read once from the environment and passed in everywhere (nothing reads os.environ later).
+
+Every variable is listed in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _persistent_secret(data_dir: Path, name: str) -> str:
+    """A secret generated on first start and kept in the data dir, so restarts keep sessions valid."""
+    path = data_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All runtime configuration. Build with ``Settings.from_env()``; tests use ``replace``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".huiliu")
+    redis_url: str | None = None
+    database_url: str | None = None
+    key_prefix: str = "huiliu"
+    admin_token: str = ""
+    webchat_secret: str = ""
+    telegram_bot_token: str | None = None
+    telegram_mode: str = "off"  # off | polling | webhook
+    telegram_webhook_secret: str | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    embedding_model: str = "use-multilingual"
+    decline_threshold: float | None = None  # None: the tuned default of the embedder
+    max_body_bytes: int = 1_048_576
+    stream_maxlen: int = 1_000_000
+    dedupe_ttl_s: int = 7 * 24 * 3600
+    max_attempts: int = 5
+    claim_idle_ms: int = 30_000
+    bot_concurrency: int = 8
+    load_demo_kb: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'huiliu.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("HUILIU_DATA_DIR") or ".huiliu")
+        mode = (env.get("TELEGRAM_MODE") or "").strip().lower()
+        token = env.get("TELEGRAM_BOT_TOKEN") or None
+        if not mode:
+            mode = "polling" if token else "off"
+        if mode not in {"off", "polling", "webhook"}:
+            raise ConfigError(f"TELEGRAM_MODE must be off, polling or webhook, got {mode!r}")
+        if mode != "off" and not token:
+            raise ConfigError("TELEGRAM_MODE is set but TELEGRAM_BOT_TOKEN is empty")
+        webhook_secret = env.get("TELEGRAM_WEBHOOK_SECRET") or None
+        if mode == "webhook" and not webhook_secret:
+            raise ConfigError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET (1-256 chars A-Za-z0-9_-)")
+        return cls(
+            host=env.get("HUILIU_HOST") or "127.0.0.1",
+            port=_int(env, "HUILIU_PORT", 8080, minimum=0),
+            data_dir=data_dir,
+            redis_url=env.get("REDIS_URL") or None,
+            database_url=env.get("DATABASE_URL") or None,
+            key_prefix=env.get("HUILIU_KEY_PREFIX") or "huiliu",
+            admin_token=env.get("HUILIU_ADMIN_TOKEN") or _persistent_secret(data_dir, "admin_token"),
+            webchat_secret=env.get("WEBCHAT_SECRET") or _persistent_secret(data_dir, "webchat_secret"),
+            telegram_bot_token=token,
+            telegram_mode=mode,
+            telegram_webhook_secret=webhook_secret,
+            telegram_api_base=env.get("TELEGRAM_API_BASE") or "https://api.telegram.org",
+            embedding_model=env.get("EMBEDDING_MODEL") or "use-multilingual",
+            decline_threshold=_float(env, "KB_DECLINE_THRESHOLD"),
+            max_body_bytes=_int(env, "HUILIU_MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            stream_maxlen=_int(env, "HUILIU_STREAM_MAXLEN", 1_000_000, minimum=1000),
+            dedupe_ttl_s=_int(env, "HUILIU_DEDUPE_TTL_S", 7 * 24 * 3600, minimum=60),
+            max_attempts=_int(env, "HUILIU_MAX_ATTEMPTS", 5, minimum=1),
+            claim_idle_ms=_int(env, "HUILIU_CLAIM_IDLE_MS", 30_000, minimum=100),
+            bot_concurrency=_int(env, "HUILIU_BOT_CONCURRENCY", 8, minimum=1),
+            load_demo_kb=(env.get("HUILIU_DEMO_KB") or "1") not in {"0", "false", "no"},
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

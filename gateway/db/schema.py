@@ -1,0 +1,91 @@
+"""The relational schema (SQLAlchemy Core). Alembic migrations in ``migrations/`` create it.
+
+Durable state lives here: conversations and their transcript, tickets, knowledge articles.
+Redis holds only streams, dedupe markers and caches that can be rebuilt or expire.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("questions", JSON, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(300), primary_key=True),  # "<channel>:<channel's thread key>"
+    Column("channel", String(32), nullable=False),
+    Column("conversation_key", String(256), nullable=False),
+    Column("customer_external_id", String(256), nullable=False),
+    Column("customer_name", String(256)),
+    Column("state", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(64), primary_key=True),  # deterministic: redelivery hits the same row
+    Column("conversation_id", String(300), ForeignKey("conversations.id"), nullable=False),
+    Column("direction", String(8), nullable=False),  # in | out
+    Column("author", String(16), nullable=False),  # customer | bot | agent | system
+    Column("channel", String(32), nullable=False),
+    Column("external_id", String(256)),
+    Column("text", Text, nullable=False),
+    Column("attachments", JSON, nullable=False),
+    Column("raw", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(300), ForeignKey("conversations.id"), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    # Equal to conversation_id while the ticket is open, NULL after: a portable "one open ticket per
+    # conversation" constraint (partial unique indexes differ between SQLite and PostgreSQL).
+    Column("open_key", String(300)),
+    Column("details", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("open_key", name="uq_tickets_open_key"),
+    Index("ix_tickets_conversation", "conversation_id"),
+)

@@ -1,0 +1,166 @@
+"""Start-up and shutdown of one Huiliu process: storage, knowledge index, connectors, workers, HTTP.
+
+``make run`` uses all of it in one process; at scale the same pieces run as separate processes that
+meet in Redis and the database (see docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.retrieval_bot import RetrievalBot
+from bot.worker import BotWorker
+from connectors.registry import Connectors, connector_class
+from gateway.app import build_app
+from gateway.config import Settings
+from gateway.db.articles import ArticleStore
+from gateway.db.conversations import ConversationStore
+from gateway.db.engine import make_engine
+from gateway.db.migrate import upgrade
+from gateway.delivery import DeliveryWorker
+from gateway.keys import Keys
+from gateway.knowledge import KnowledgeService
+from gateway.models import Channel, utcnow
+from gateway.redis_conn import EmbeddedRedis, connect
+from gateway.services import Services
+from gateway.streams import StreamBus, StreamConsumer
+from gateway.telegram_poller import poll_telegram
+from knowledge_index.article import load_kb_jsonl
+from knowledge_index.embedder import Embedder, load_embedder
+from ticketing.escalation import TicketStore
+
+log = logging.getLogger(__name__)
+
+
+def demo_kb_path() -> Path:
+    return Path(str(resources.files("knowledge_index").joinpath("demo_kb.jsonl")))
+
+
+@dataclass
+class Runtime:
+    services: Services
+    embedded: EmbeddedRedis | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    consumers: list[StreamConsumer] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, *, embedder: Embedder | None = None, pg_schema: str | None = None
+) -> AsyncIterator[Runtime]:
+    """Connect (or start) Redis, migrate the database, load the knowledge index, build connectors."""
+    embedded = None
+    redis_url = settings.redis_url
+    if not redis_url:
+        port = int(os.environ.get("HUILIU_EMBEDDED_REDIS_PORT", "6390"))
+        embedded = EmbeddedRedis(settings.data_dir / "redis", port=port)
+        redis_url = await embedded.start()
+    redis = connect(redis_url)
+    engine = make_engine(settings.effective_database_url, pg_schema=pg_schema)
+    try:
+        await upgrade(engine)
+        keys = Keys(settings.key_prefix)
+        articles = ArticleStore(engine)
+        if settings.load_demo_kb and await articles.count() == 0:
+            n = await articles.upsert_many(load_kb_jsonl(demo_kb_path()))
+            log.info("loaded %d demo knowledge articles", n)
+        kb = KnowledgeService(
+            articles, redis, keys, embedder or await asyncio.to_thread(load_embedder, settings.embedding_model),
+            settings.data_dir / "index", threshold=settings.decline_threshold,
+        )
+        await kb.start()
+        instances: dict[Channel, Any] = {
+            Channel.WEBCHAT: connector_class(Channel.WEBCHAT)(settings.webchat_secret, redis=redis, keys=keys)
+        }
+        if settings.telegram_mode != "off" and settings.telegram_bot_token:
+            instances[Channel.TELEGRAM] = connector_class(Channel.TELEGRAM)(
+                settings.telegram_bot_token,
+                webhook_secret=settings.telegram_webhook_secret,
+                api_base=settings.telegram_api_base,
+            )
+        services = Services(
+            settings=settings, redis=redis, keys=keys, engine=engine,
+            bus=StreamBus(redis, keys, dedupe_ttl_s=settings.dedupe_ttl_s),
+            conversations=ConversationStore(engine), tickets=TicketStore(engine), kb=kb,
+            connectors=Connectors(instances), clock=utcnow,
+        )
+        runtime = Runtime(services, embedded)
+        try:
+            yield runtime
+        finally:
+            await stop_workers(runtime)
+            await services.connectors.aclose()
+            with contextlib.suppress(Exception):
+                await kb.persist()
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+        if embedded is not None:
+            embedded.stop()
+
+
+def start_workers(runtime: Runtime, *, name: str | None = None) -> None:
+    """Start the bot and delivery consumers, the knowledge follower and Telegram polling."""
+    s = runtime.services
+    name = name or f"{socket.gethostname()}-{os.getpid()}"
+    bot = BotWorker(redis=s.redis, keys=s.keys, bus=s.bus, conversations=s.conversations, tickets=s.tickets,
+                    bot=RetrievalBot(s.kb), clock=s.clock)
+    delivery = DeliveryWorker(redis=s.redis, keys=s.keys, connectors=s.connectors,
+                              conversations=s.conversations, tickets=s.tickets, clock=s.clock)
+    common = {"redis": s.redis, "keys": s.keys, "max_attempts": s.settings.max_attempts,
+              "claim_idle_ms": s.settings.claim_idle_ms}
+    runtime.consumers = [
+        StreamConsumer(stream=s.keys.inbound, group="bot", name=name, handler=bot.handle,
+                       concurrency=s.settings.bot_concurrency, **common),  # type: ignore[arg-type]
+        StreamConsumer(stream=s.keys.outbound, group="delivery", name=name, handler=delivery.handle,
+                       concurrency=16, **common),  # type: ignore[arg-type]
+    ]
+    for consumer in runtime.consumers:
+        runtime.tasks.append(asyncio.create_task(consumer.run(runtime.stop), name=f"{consumer.group}-consumer"))
+    runtime.tasks.append(asyncio.create_task(s.kb.follow(runtime.stop), name="kb-follow"))
+    if s.settings.telegram_mode == "polling" and Channel.TELEGRAM in s.connectors:
+        runtime.tasks.append(asyncio.create_task(
+            poll_telegram(s, s.connectors.get(Channel.TELEGRAM), runtime.stop), name="telegram-poll"))
+
+
+async def stop_workers(runtime: Runtime) -> None:
+    runtime.stop.set()
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    runtime.tasks.clear()
+
+
+async def serve(settings: Settings) -> None:
+    """Run everything in this process until SIGINT/SIGTERM."""
+    async with open_services(settings) as runtime:
+        start_workers(runtime)
+        app_runner = web.AppRunner(build_app(runtime.services), access_log=None)
+        await app_runner.setup()
+        site = web.TCPSite(app_runner, settings.host, settings.port)
+        await site.start()
+        url = f"http://{settings.host}:{settings.port}"
+        print(f"\n汇流 Huiliu is running · 网页聊天 web chat: {url}/chat", flush=True)
+        print(f"Admin API token 管理令牌: {settings.admin_token}  (header: Authorization: Bearer <token>)",
+              flush=True)
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, done.set)
+        await done.wait()
+        print("shutting down…", flush=True)
+        await app_runner.cleanup()

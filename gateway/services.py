@@ -1,0 +1,32 @@
+"""The wired-up parts of one running process, passed to routes and workers (no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connectors.registry import Connectors
+from gateway.config import Settings
+from gateway.db.conversations import ConversationStore
+from gateway.keys import Keys
+from gateway.knowledge import KnowledgeService
+from gateway.streams import StreamBus
+from ticketing.escalation import TicketStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: aioredis.Redis
+    keys: Keys
+    engine: AsyncEngine
+    bus: StreamBus
+    conversations: ConversationStore
+    tickets: TicketStore
+    kb: KnowledgeService
+    connectors: Connectors
+    clock: Callable[[], datetime]

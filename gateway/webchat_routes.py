@@ -1,0 +1,95 @@
+"""HTTP routes of the web chat widget: session, send, and the SSE reply stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from connectors.base import VerificationError
+from connectors.webchat import WebchatConnector
+from gateway.http_errors import ApiError
+from gateway.models import Channel
+from gateway.services import Services
+from gateway.webhooks import read_request, verify_and_parse
+
+STATIC_DIR = Path(__file__).parent / "static"
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+SSE_KEEPALIVE_S = 15.0
+
+
+def setup_webchat(app: web.Application, services: Services) -> None:
+    chat: WebchatConnector = services.connectors.get(Channel.WEBCHAT)
+
+    async def page(_request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "chat.html")
+
+    async def session(request: web.Request) -> web.Response:
+        body = await request.read()
+        data = json.loads(body) if body.strip() else {}
+        if not isinstance(data, dict):
+            raise ApiError(400, "bad_request", "body must be a JSON object")
+        visitor_id, token = data.get("visitor_id"), data.get("token")
+        if isinstance(visitor_id, str) and isinstance(token, str):
+            try:
+                chat.check(visitor_id, token)
+            except VerificationError:
+                visitor_id, token = chat.new_session()
+        else:
+            visitor_id, token = chat.new_session()
+        return web.json_response(
+            {"visitor_id": visitor_id, "token": token, "conversation_id": f"webchat:{visitor_id}"}
+        )
+
+    async def send(request: web.Request) -> web.Response:
+        messages = verify_and_parse(chat, await read_request(request))
+        results = await services.bus.ingest(messages)
+        return web.json_response(
+            {"message_id": results[0].message_id, "duplicate": results[0].duplicate}, status=202
+        )
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        visitor_id = request.query.get("visitor_id", "")
+        chat.check(visitor_id, request.query.get("token", ""))
+        last = request.headers.get("Last-Event-ID") or request.query.get("since") or "0-0"
+        if not _STREAM_ID.match(last):
+            raise ApiError(400, "bad_request", "Last-Event-ID must be a stream id like 1700000000000-0")
+        resp = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # let nginx pass events through unbuffered
+        })
+        await resp.prepare(request)
+        await resp.write(b"retry: 2000\n\n")
+        key = services.keys.webchat_outbox(visitor_id)
+        # A dedicated connection: a blocking XREAD must not hold one the workers need.
+        redis = services.redis.client()
+        try:
+            while True:
+                got = await redis.xread({key: last}, count=50, block=int(SSE_KEEPALIVE_S * 1000))
+                if not got:
+                    await resp.write(b": keepalive\n\n")
+                    continue
+                for _key, entries in got:
+                    for sid, fields in entries:
+                        last = sid.decode()
+                        data = fields[b"e"].decode()
+                        await resp.write(f"id: {last}\nevent: message\ndata: {data}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            await redis.aclose()
+        return resp
+
+    async def root(_request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/chat")
+
+    app.router.add_get("/", root)
+    app.router.add_get("/chat", page)
+    app.router.add_static("/static", STATIC_DIR)
+    app.router.add_post("/api/webchat/session", session)
+    app.router.add_post("/api/webchat/messages", send)
+    app.router.add_get("/api/webchat/events", events)
