@@ -21,6 +21,7 @@ from bot.retrieval_bot import RetrievalBot
 from gateway.db.conversations import ConversationStore
 from gateway.keys import Keys
 from gateway.models import (
+    Author,
     ConversationEvent,
     ConversationState,
     EventKind,
@@ -98,7 +99,7 @@ class BotWorker:
                                             message_id=out.message_id, data={"article_id": reply.article_id}))
         return out
 
-    async def _send(self, msg: InboundMessage, text: str, *, author: str,
+    async def _send(self, msg: InboundMessage, text: str, *, author: Author,
                     metadata: dict[str, object] | None = None) -> OutboundMessage:
         out = OutboundMessage(
             message_id=reply_id(msg.message_id),
@@ -106,7 +107,7 @@ class BotWorker:
             conversation_key=msg.conversation_key,
             recipient=msg.customer,
             text=text,
-            author=author,  # type: ignore[arg-type]
+            author=author,
             in_reply_to=msg.message_id,
             metadata={k: v for k, v in (metadata or {}).items() if v is not None},
         )

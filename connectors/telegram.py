@@ -297,7 +297,7 @@ class TelegramConnector:
     # ---- long polling and webhook management -----------------------------------------------------
 
     # `timeout` is Telegram's server-side long-poll duration, not a local deadline (hence the noqa).
-    async def get_updates(self, offset: int | None, timeout: int = 25) -> list[bytes]:  # noqa: ASYNC109
+    async def get_updates(self, offset: int | None, timeout: int = 25) -> list[bytes]:
         """Long-poll ``getUpdates``; each update comes back as the JSON bytes ``parse`` accepts.
 
         The raw HTTP answer is kept (not aiogram's models) so field names such as ``from`` and unknown

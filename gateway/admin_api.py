@@ -72,7 +72,7 @@ def setup_admin_api(app: web.Application, services: Services) -> None:
             wanted = ArticleStatus(status) if status else None
         except ValueError as exc:
             raise ApiError(400, "bad_request", "status must be draft or published") from exc
-        return web.json_response({"articles": [_article_json(a) for a in await kb.store.list(wanted)]})
+        return web.json_response({"articles": [_article_json(a) for a in await kb.store.list_articles(wanted)]})
 
     async def get_article(request: web.Request) -> web.Response:
         article = await kb.store.get(request.match_info["id"])

@@ -151,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    # These two own their options (argparse's REMAINDER does not pass leading --flags through).
+    if argv[:1] == ["bench"]:
+        from gateway.bench import main as bench_main
+
+        return bench_main(argv[1:])
+    if argv[:2] == ["eval", "retrieval"]:
+        from knowledge_index.evaluation import main_retrieval
+
+        return main_retrieval(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from gateway.db.articles import ArticleStore
 from gateway.keys import Keys
+from gateway.streams import last_entry_id, read_entries
 from knowledge_index.article import Article, ArticleStatus
 from knowledge_index.embedder import Embedder
 from knowledge_index.retriever import Decision, Hit, Retriever
@@ -57,9 +58,8 @@ class KnowledgeService:
         """Load published articles and the persisted index (rebuilt when stale)."""
         # Take the change-log position *before* reading the database, so a change made during the
         # load is replayed afterwards (replaying an already-applied change is harmless).
-        last = await self._redis.xrevrange(self._keys.kb_changes, count=1)
-        self._last_change = last[0][0].decode() if last else "0-0"
-        published = await self.store.list(ArticleStatus.PUBLISHED)
+        self._last_change = await last_entry_id(self._redis, self._keys.kb_changes)
+        published = await self.store.list_articles(ArticleStatus.PUBLISHED)
         self._articles = {a.id: a for a in published}
         self._retriever = await asyncio.to_thread(
             Retriever.load_or_build, self._index_dir, self._embedder, published, threshold=self._threshold
@@ -133,14 +133,14 @@ class KnowledgeService:
                 await asyncio.sleep(1.0)
 
     async def sync_once(self, block_ms: int | None = None) -> int:
-        resp = await self._redis.xread({self._keys.kb_changes: self._last_change}, count=500, block=block_ms)
+        entries = await read_entries(self._redis, self._keys.kb_changes, self._last_change, count=500,
+                                     block_ms=block_ms)
         applied = 0
-        for _stream, entries in resp or []:
-            for sid, fields in entries:
-                if fields.get(b"origin", b"").decode() != self._origin:
-                    await self._apply(fields[b"id"].decode())
-                    applied += 1
-                self._last_change = sid.decode()
+        for sid, fields in entries:
+            if fields.get(b"origin", b"").decode() != self._origin:
+                await self._apply(fields[b"id"].decode())
+                applied += 1
+            self._last_change = sid
         return applied
 
     async def persist(self) -> None:

@@ -63,7 +63,9 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.appendonly else "no",
             "--logfile", str((self.data_dir / "redis.log").resolve()),
         ]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        # Popen only forks; the server outlives this coroutine, so asyncio's subprocess API (tied to the
+        # loop that created it) would be the wrong owner.
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             if self._proc.poll() is not None:

@@ -36,7 +36,7 @@ from gateway.knowledge import KnowledgeService
 from gateway.models import Channel, utcnow
 from gateway.redis_conn import EmbeddedRedis, connect
 from gateway.services import Services
-from gateway.streams import StreamBus, StreamConsumer
+from gateway.streams import Handler, StreamBus, StreamConsumer
 from gateway.telegram_poller import poll_telegram
 from knowledge_index.article import load_kb_jsonl
 from knowledge_index.embedder import Embedder, load_embedder
@@ -78,8 +78,10 @@ async def open_services(
         if settings.load_demo_kb and await articles.count() == 0:
             n = await articles.upsert_many(load_kb_jsonl(demo_kb_path()))
             log.info("loaded %d demo knowledge articles", n)
+        if embedder is None:
+            embedder = await asyncio.to_thread(load_embedder, settings.embedding_model)
         kb = KnowledgeService(
-            articles, redis, keys, embedder or await asyncio.to_thread(load_embedder, settings.embedding_model),
+            articles, redis, keys, embedder,
             settings.data_dir / "index", threshold=settings.decline_threshold,
         )
         await kb.start()
@@ -121,13 +123,14 @@ def start_workers(runtime: Runtime, *, name: str | None = None) -> None:
                     bot=RetrievalBot(s.kb), clock=s.clock)
     delivery = DeliveryWorker(redis=s.redis, keys=s.keys, connectors=s.connectors,
                               conversations=s.conversations, tickets=s.tickets, clock=s.clock)
-    common = {"redis": s.redis, "keys": s.keys, "max_attempts": s.settings.max_attempts,
-              "claim_idle_ms": s.settings.claim_idle_ms}
+    def make(stream: str, group: str, handler: Handler, concurrency: int) -> StreamConsumer:
+        return StreamConsumer(redis=s.redis, keys=s.keys, stream=stream, group=group, name=name,
+                              handler=handler, concurrency=concurrency, max_attempts=s.settings.max_attempts,
+                              claim_idle_ms=s.settings.claim_idle_ms)
+
     runtime.consumers = [
-        StreamConsumer(stream=s.keys.inbound, group="bot", name=name, handler=bot.handle,
-                       concurrency=s.settings.bot_concurrency, **common),  # type: ignore[arg-type]
-        StreamConsumer(stream=s.keys.outbound, group="delivery", name=name, handler=delivery.handle,
-                       concurrency=16, **common),  # type: ignore[arg-type]
+        make(s.keys.inbound, "bot", bot.handle, s.settings.bot_concurrency),
+        make(s.keys.outbound, "delivery", delivery.handle, 16),
     ]
     for consumer in runtime.consumers:
         runtime.tasks.append(asyncio.create_task(consumer.run(runtime.stop), name=f"{consumer.group}-consumer"))

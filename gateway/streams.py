@@ -79,7 +79,24 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-Handler = Callable[[str, dict[str, bytes]], Awaitable[None]]
+Entry = tuple[str, dict[bytes, bytes]]
+
+
+async def read_entries(
+    redis: aioredis.Redis, stream: str, last_id: str, *, count: int = 100, block_ms: int | None = None
+) -> list[Entry]:
+    """Plain XREAD (no group) of entries after ``last_id``; typed, because redis-py's result is not."""
+    resp: Any = await redis.xread({stream: last_id}, count=count, block=block_ms)
+    return [(_s(eid), fields) for _key, items in resp or [] for eid, fields in items]
+
+
+async def last_entry_id(redis: aioredis.Redis, stream: str) -> str:
+    """Id of the newest entry of ``stream``, "0-0" when it is empty or missing."""
+    resp: Any = await redis.xrevrange(stream, count=1)
+    return _s(resp[0][0]) if resp else "0-0"
+
+
+Handler = Callable[[str, dict[bytes, bytes]], Awaitable[None]]
 
 
 @dataclass
@@ -139,10 +156,10 @@ class StreamConsumer:
 
     async def read_new(self, block_ms: int | None = None) -> int:
         """Read and handle entries never delivered to anyone. Returns how many were read."""
-        resp = await self.redis.xreadgroup(
+        resp: Any = await self.redis.xreadgroup(
             self.group, self.name, {self.stream: ">"}, count=self.batch, block=block_ms
         )
-        entries: list[tuple[str, dict[str, bytes]]] = []
+        entries: list[tuple[str, dict[bytes, bytes]]] = []
         for _stream, items in resp or []:
             entries.extend((_s(eid), fields) for eid, fields in items if fields)
         await self._handle_batch(entries)
@@ -168,8 +185,8 @@ class StreamConsumer:
                 return total
 
     async def _drop_exhausted(
-        self, entries: list[tuple[str, dict[str, bytes]]]
-    ) -> list[tuple[str, dict[str, bytes]]]:
+        self, entries: list[tuple[str, dict[bytes, bytes]]]
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
         live = []
         for eid, fields in entries:
             info = await self.redis.xpending_range(self.stream, self.group, min=eid, max=eid, count=1)
@@ -181,22 +198,22 @@ class StreamConsumer:
                 live.append((eid, fields))
         return live
 
-    async def _handle_batch(self, entries: list[tuple[str, dict[str, bytes]]]) -> None:
+    async def _handle_batch(self, entries: list[tuple[str, dict[bytes, bytes]]]) -> None:
         if not entries:
             return
-        by_conv: dict[bytes, list[tuple[str, dict[str, bytes]]]] = {}
+        by_conv: dict[bytes, list[tuple[str, dict[bytes, bytes]]]] = {}
         for eid, fields in entries:
             by_conv.setdefault(fields.get(b"c", eid.encode()), []).append((eid, fields))
         sem = asyncio.Semaphore(self.concurrency)
 
-        async def run_group(group: list[tuple[str, dict[str, bytes]]]) -> None:
+        async def run_group(group: list[tuple[str, dict[bytes, bytes]]]) -> None:
             async with sem:
                 for eid, fields in group:
                     await self._handle_one(eid, fields)
 
         await asyncio.gather(*(run_group(g) for g in by_conv.values()))
 
-    async def _handle_one(self, eid: str, fields: dict[str, bytes]) -> None:
+    async def _handle_one(self, eid: str, fields: dict[bytes, bytes]) -> None:
         try:
             await self.handler(eid, fields)
         except asyncio.CancelledError:
@@ -224,7 +241,7 @@ class StreamConsumer:
             pipe.hdel(self.keys.errors(self.stream), eid)
             await pipe.execute()
 
-    async def _dead_letter(self, eid: str, fields: dict[str, bytes], error: str, attempts: int) -> None:
+    async def _dead_letter(self, eid: str, fields: dict[bytes, bytes], error: str, attempts: int) -> None:
         self.stats.dead_lettered += 1
         log.error("dead-lettering %s %s after %d attempts: %s", self.stream, eid, attempts, error)
         dl_fields: dict[Any, Any] = dict(fields)

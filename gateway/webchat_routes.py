@@ -14,6 +14,7 @@ from connectors.webchat import WebchatConnector
 from gateway.http_errors import ApiError
 from gateway.models import Channel
 from gateway.services import Services
+from gateway.streams import read_entries
 from gateway.webhooks import read_request, verify_and_parse
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -69,15 +70,13 @@ def setup_webchat(app: web.Application, services: Services) -> None:
         redis = services.redis.client()
         try:
             while True:
-                got = await redis.xread({key: last}, count=50, block=int(SSE_KEEPALIVE_S * 1000))
-                if not got:
+                entries = await read_entries(redis, key, last, count=50, block_ms=int(SSE_KEEPALIVE_S * 1000))
+                if not entries:
                     await resp.write(b": keepalive\n\n")
                     continue
-                for _key, entries in got:
-                    for sid, fields in entries:
-                        last = sid.decode()
-                        data = fields[b"e"].decode()
-                        await resp.write(f"id: {last}\nevent: message\ndata: {data}\n\n".encode())
+                for last, fields in entries:
+                    data = fields[b"e"].decode()
+                    await resp.write(f"id: {last}\nevent: message\ndata: {data}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

@@ -208,7 +208,7 @@ class SentenceTransformerEmbedder:
                 location = resolve_sentence_transformer(self.name)
                 try:
                     self._model = SentenceTransformer(location, device=self._device)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:
                     raise EmbedderUnavailable(
                         f"sentence-transformers model {self.name!r} is not available offline: {exc}"
                     ) from exc

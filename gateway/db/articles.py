@@ -29,7 +29,7 @@ class ArticleStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def list(self, status: ArticleStatus | None = None) -> list[Article]:
+    async def list_articles(self, status: ArticleStatus | None = None) -> list[Article]:
         query = select(articles).order_by(articles.c.id)
         if status is not None:
             query = query.where(articles.c.status == status.value)

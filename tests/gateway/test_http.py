@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from fakes.telegram_api import FakeTelegram
+from tests_helpers import eventually
 
 from bot.replies import HUMAN_FOLLOW_UP
 from gateway.app import build_app
 from gateway.config import Settings
 from gateway.runtime import Runtime, open_services, start_workers
 from knowledge_index.embedder import Embedder
-from tests_helpers import eventually
 
 TOKEN = "123456789:AAE-test_token"
 SECRET = "hook_Secret-42"
@@ -184,7 +184,8 @@ async def test_telegram_unanswerable_becomes_ticket(
     live: tuple[Runtime, TestClient], fake_tg: FakeTelegram  # type: ignore[type-arg]
 ) -> None:
     rt, client = live
-    assert (await post_update(client, tg_update(3003, "你们老板的星座是什么，适合和双子座做朋友吗", chat=77))).status == 200
+    update = tg_update(3003, "你们老板的星座是什么，适合和双子座做朋友吗", chat=77)
+    assert (await post_update(client, update)).status == 200
     await eventually(lambda: fake_tg.sent_messages(77))
     assert fake_tg.sent_messages(77)[0]["text"] == HUMAN_FOLLOW_UP["zh"]
     [ticket] = await rt.services.tickets.list_open()

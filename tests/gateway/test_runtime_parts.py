@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from fakes.telegram_api import FakeTelegram
+from tests_helpers import eventually
 
 from bot.retrieval_bot import RetrievalBot
 from bot.worker import BotWorker
@@ -22,7 +23,6 @@ from gateway.runtime import Runtime, open_services, start_workers
 from gateway.streams import StreamConsumer
 from knowledge_index.article import Article, ArticleStatus
 from knowledge_index.embedder import Embedder
-from tests_helpers import eventually
 
 TOKEN = "123456789:AAE-test_token"
 

@@ -77,7 +77,7 @@ async def test_articles_crud(engine: AsyncEngine) -> None:
                   tags=("returns",), language="zh", status=ArticleStatus.DRAFT, updated_at=NOW)
     saved = await store.upsert(art)
     assert saved.updated_at > NOW
-    assert (await store.list(ArticleStatus.PUBLISHED)) == []
+    assert (await store.list_articles(ArticleStatus.PUBLISHED)) == []
     published = await store.set_status("return-how", ArticleStatus.PUBLISHED)
     assert published is not None and published.questions == ("如何退货",)
     await store.upsert(art.model_copy(update={"answer": "新的答案", "status": ArticleStatus.PUBLISHED}))

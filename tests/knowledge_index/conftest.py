@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
+from ki_helpers import make_article
 
 from knowledge_index.article import Article, ArticleStatus
 from knowledge_index.embedder import UseOnnxEmbedder, load_embedder
-
-T0 = datetime(2024, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -17,25 +14,6 @@ def use_embedder() -> UseOnnxEmbedder:
     embedder = load_embedder("use-multilingual")
     assert isinstance(embedder, UseOnnxEmbedder)
     return embedder
-
-
-def make_article(
-    article_id: str,
-    title: str,
-    *questions: str,
-    language: str = "zh",
-    status: ArticleStatus = ArticleStatus.PUBLISHED,
-    updated_at: datetime = T0,
-) -> Article:
-    return Article(
-        id=article_id,
-        title=title,
-        questions=questions,
-        answer=f"answer of {article_id}",
-        language=language,
-        status=status,
-        updated_at=updated_at,
-    )
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from ki_helpers import make_article
 
 from knowledge_index.article import Article, ArticleStatus
 from knowledge_index.embedder import Embedder
 from knowledge_index.retriever import Decision, Hit, Retriever, fingerprint_articles
-from tests.knowledge_index.conftest import make_article
 
 
 def build(embedder: Embedder, kb: list[Article], **kwargs: float) -> Retriever:

@@ -1,0 +1,282 @@
+"""``make bench``: ingest and answer-path throughput/latency, each beside a baseline measured in this run.
+
+(a) ingest: Telegram webhook -> verify -> parse -> dedupe -> XADD -> 200, against a bare aiohttp
+    handler that only reads the body, both served by a child process and loaded from this one;
+(b) FAQ answer path: inbound stream -> bot worker (transcript, retrieval, decision) -> reply on the
+    outbound stream, closed-loop at several concurrencies;
+(c) the embedding model alone (sentences/s, one sentence per call as the answer path uses it, and
+    batched), so the answer path's overhead over the model is visible.
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.config import Settings
+from gateway.models import Channel, CustomerRef, InboundMessage, OutboundMessage
+from gateway.redis_conn import EmbeddedRedis, free_port
+from gateway.streams import read_entries
+
+TOKEN = "123456789:BENCH-token"
+SECRET = "bench_secret"
+QUESTIONS = [
+    "怎么退货", "我买的东西什么时候发货", "退款多久到账", "发票怎么开", "可以改地址吗", "优惠券怎么用",
+    "物流好几天没更新了", "保修多久", "How long does a refund take?", "Can I cancel my order?",
+    "你们支持比特币付款吗", "帮我写一首诗",
+]
+
+
+@dataclass
+class Latencies:
+    samples: list[float]
+    elapsed: float
+
+    def summary(self) -> dict[str, float]:
+        s = sorted(self.samples)
+
+        def pct(p: float) -> float:
+            return s[min(len(s) - 1, int(p * len(s)))] * 1000
+
+        return {"n": len(s), "per_s": round(len(s) / self.elapsed, 1), "p50_ms": round(pct(0.50), 2),
+                "p95_ms": round(pct(0.95), 2), "p99_ms": round(pct(0.99), 2)}
+
+
+# --- (a) ingest ------------------------------------------------------------------------------------
+def _serve_bare(port: int) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="{}", content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/webhooks/telegram", handler)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def _serve_gateway(port: int, settings: Settings) -> None:
+    from gateway.app import build_app
+    from gateway.runtime import open_services
+
+    async def main() -> None:
+        async with open_services(settings, embedder=_NullEmbedder()) as rt:
+            runner = web.AppRunner(build_app(rt.services), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class _NullEmbedder:
+    """The ingest path never embeds; this keeps the child's start-up fast. Not used for (b)/(c)."""
+
+    name = "bench-null"
+    dim = 8
+
+    def encode(self, texts: Any) -> Any:
+        import numpy as np
+
+        out = np.zeros((len(texts), 8), dtype="float32")
+        out[:, 0] = 1.0
+        return out
+
+
+async def _wait_up(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.post(url, data=b"{}") as resp:
+                    await resp.read()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def _load(url: str, bodies: list[bytes], concurrency: int, check_status: int = 200) -> Latencies:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    samples: list[float] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                t0 = time.perf_counter()
+                async with http.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != check_status:
+                        raise RuntimeError(f"unexpected status {resp.status}")
+                samples.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return Latencies(samples, time.perf_counter() - start)
+
+
+def _update(i: int) -> bytes:
+    return json.dumps({"update_id": i, "message": {
+        "message_id": i, "from": {"id": 1000 + i % 500, "first_name": "B", "is_bot": False},
+        "chat": {"id": 1000 + i % 500, "type": "private"}, "date": 1763000000, "text": "怎么退货"}}).encode()
+
+
+async def bench_ingest(settings: Settings, n: int, concurrency: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    results: dict[str, Any] = {}
+    for name, target, args in (
+        ("bare_aiohttp", _serve_bare, ()),
+        ("gateway", _serve_gateway, (settings.with_(telegram_mode="webhook", telegram_bot_token=TOKEN,
+                                                    telegram_webhook_secret=SECRET,
+                                                    telegram_api_base="http://127.0.0.1:9"),)),
+    ):
+        port = free_port()
+        proc = ctx.Process(target=target, args=(port, *args), daemon=True)
+        proc.start()
+        try:
+            url = f"http://127.0.0.1:{port}/webhooks/telegram"
+            await _wait_up(url)
+            await _load(url, [_update(10_000_000 + i) for i in range(200)], concurrency)  # warm-up
+            lat = await _load(url, [_update(i) for i in range(n)], concurrency)
+            results[name] = lat.summary()
+        finally:
+            proc.terminate()
+            proc.join(10)
+    results["ratio_gateway_vs_bare"] = round(results["gateway"]["per_s"] / results["bare_aiohttp"]["per_s"], 3)
+    results["concurrency"] = concurrency
+    return results
+
+
+# --- (b) answer path -------------------------------------------------------------------------------
+async def bench_answer_path(settings: Settings, embedder: Any, n: int, levels: list[int]) -> dict[str, Any]:
+    from gateway.runtime import open_services, start_workers
+
+    out: dict[str, Any] = {}
+    async with open_services(settings, embedder=embedder) as rt:
+        s = rt.services
+        start_workers(rt)
+        # The delivery consumer would remove replies before we see them; we measure up to the stream.
+        for consumer in rt.consumers:
+            if consumer.group == "delivery":
+                rt.tasks[rt.consumers.index(consumer)].cancel()
+        pending: dict[str, asyncio.Future[float]] = {}
+        stop = asyncio.Event()
+
+        async def reader() -> None:
+            last = "$"
+            client = s.redis.client()
+            while not stop.is_set():
+                for sid, fields in await read_entries(client, s.keys.outbound, last, count=500, block_ms=200):
+                    last = sid
+                    reply = OutboundMessage.model_validate_json(fields[b"m"])
+                    fut = pending.pop(reply.in_reply_to or "", None)
+                    if fut and not fut.done():
+                        fut.set_result(time.perf_counter())
+            await client.aclose()
+
+        reader_task = asyncio.create_task(reader())
+        await asyncio.sleep(0.3)
+        for level in levels:
+            samples: list[float] = []
+            counter = iter(range(n))
+
+            async def customer(counter: Any = counter, samples: list[float] = samples) -> None:
+                for i in counter:
+                    key = f"bench-{uuid.uuid4().hex[:12]}"
+                    msg = InboundMessage.build(
+                        channel=Channel.WEBCHAT, external_message_id=f"{key}:{i}", conversation_key=key,
+                        customer=CustomerRef(channel=Channel.WEBCHAT, external_id=key),
+                        text=QUESTIONS[i % len(QUESTIONS)], sent_at=s.clock())
+                    fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+                    pending[msg.message_id] = fut
+                    t0 = time.perf_counter()
+                    await s.bus.ingest([msg])
+                    samples.append(await asyncio.wait_for(fut, 60) - t0)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(customer() for _ in range(level)))
+            out[f"c{level}"] = Latencies(samples, time.perf_counter() - start).summary()
+        stop.set()
+        await reader_task
+    return out
+
+
+# --- (c) the model alone ---------------------------------------------------------------------------
+def bench_encoder(embedder: Any, seconds: float = 3.0) -> dict[str, Any]:
+    embedder.encode(QUESTIONS[:2])
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        embedder.encode([QUESTIONS[n % len(QUESTIONS)]])
+        n += 1
+    single = n / (time.perf_counter() - start)
+    batch = QUESTIONS * 22
+    start = time.perf_counter()
+    rounds = 0
+    while time.perf_counter() - start < seconds:
+        embedder.encode(batch)
+        rounds += 1
+    batched = rounds * len(batch) / (time.perf_counter() - start)
+    return {"model": embedder.name, "single_per_s": round(single, 1), "batch_per_s": round(batched, 1)}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from knowledge_index.embedder import load_embedder
+
+    with tempfile.TemporaryDirectory(prefix="huiliu-bench-") as tmp:
+        redis_url = os.environ.get("REDIS_URL")
+        embedded = None
+        if not redis_url:
+            embedded = EmbeddedRedis(Path(tmp) / "redis", port=free_port(), appendonly=False)
+            redis_url = await embedded.start()
+        base = Settings(data_dir=Path(tmp) / "data", redis_url=redis_url,
+                        database_url=f"sqlite:///{tmp}/bench.db", key_prefix=f"bench{uuid.uuid4().hex[:6]}",
+                        admin_token="bench", webchat_secret="bench-secret-0123456789",
+                        embedding_model=args.model)
+        try:
+            figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+            embedder = load_embedder(args.model)
+            figures["encoder"] = bench_encoder(embedder)
+            print("encoder:", figures["encoder"], flush=True)
+            figures["ingest"] = await bench_ingest(base.with_(key_prefix=base.key_prefix + "i"),
+                                                   args.ingest_n, args.ingest_concurrency)
+            print("ingest:", figures["ingest"], flush=True)
+            figures["answer_path"] = await bench_answer_path(base, embedder, args.answer_n, args.levels)
+            print("answer path:", figures["answer_path"], flush=True)
+            best = max(v["per_s"] for v in figures["answer_path"].values())
+            figures["answer_path_vs_encoder_single"] = round(best / figures["encoder"]["single_per_s"], 3)
+            return figures
+        finally:
+            if embedded:
+                embedded.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="huiliu bench")
+    p.add_argument("--model", default=Settings().embedding_model)
+    p.add_argument("--ingest-n", type=int, default=4000)
+    p.add_argument("--ingest-concurrency", type=int, default=32)
+    p.add_argument("--answer-n", type=int, default=600)
+    p.add_argument("--levels", type=lambda v: [int(x) for x in v.split(",")], default=[1, 8, 32])
+    args = p.parse_args(argv)
+    figures = asyncio.run(run(args))
+    print(json.dumps(figures, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
