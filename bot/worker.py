@@ -18,10 +18,9 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from bot.retrieval_bot import RetrievalBot
-from gateway.db.conversations import ConversationStore
+from gateway.db.conversations import ConversationStore, insert_inbound, insert_outbound, read_state
 from gateway.keys import Keys
 from gateway.models import (
-    Author,
     ConversationEvent,
     ConversationState,
     EventKind,
@@ -29,7 +28,7 @@ from gateway.models import (
     OutboundMessage,
 )
 from gateway.streams import PoisonMessage, StreamBus
-from ticketing.escalation import TicketStore
+from ticketing.escalation import TicketStore, escalate_in
 
 log = logging.getLogger(__name__)
 
@@ -77,50 +76,56 @@ class BotWorker:
             await self.process(msg)
 
     async def process(self, msg: InboundMessage) -> OutboundMessage | None:
-        state, _new = await self.conversations.record_inbound(msg)
-        await self._event(ConversationEvent(kind=EventKind.MESSAGE_RECEIVED, conversation_id=msg.conversation_id,
-                                            message_id=msg.message_id, data={"text": msg.text[:500]}))
-        if state != ConversationState.BOT:
+        """Record, decide, reply. All database writes of one message commit together."""
+        conv_id = msg.conversation_id
+        received = ConversationEvent(kind=EventKind.MESSAGE_RECEIVED, conversation_id=conv_id,
+                                     message_id=msg.message_id, data={"text": msg.text[:500]})
+        if (await self.conversations.state(conv_id) or ConversationState.BOT) != ConversationState.BOT:
             # A human owns the conversation (or will soon): the bot stays silent; the message is in
             # the transcript and on the live event channel for the agent.
+            await self.conversations.record_inbound(msg)
+            await self._publish([received])
             return None
+        # Retrieval runs before the transaction opens, so no write lock is held while we think.
         reply = await self.bot.reply(msg)
-        if reply.escalate is not None:
-            esc = await self.tickets.escalate(
-                msg.conversation_id, reply.escalate, summary=msg.text or "(attachment)", now=self.clock(),
-                details={"message_id": msg.message_id, **reply.details},
-            )
-            await self._event(ConversationEvent(kind=EventKind.ESCALATED, conversation_id=msg.conversation_id,
-                                                message_id=msg.message_id,
-                                                data={"ticket_id": esc.ticket.id, "reason": reply.escalate.value}))
-        out = await self._send(msg, reply.text, author="bot",
-                               metadata={"article_id": reply.article_id, "score": reply.score})
-        await self._event(ConversationEvent(kind=EventKind.BOT_REPLIED, conversation_id=msg.conversation_id,
-                                            message_id=out.message_id, data={"article_id": reply.article_id}))
-        return out
-
-    async def _send(self, msg: InboundMessage, text: str, *, author: Author,
-                    metadata: dict[str, object] | None = None) -> OutboundMessage:
         out = OutboundMessage(
             message_id=reply_id(msg.message_id),
             channel=msg.channel,
             conversation_key=msg.conversation_key,
             recipient=msg.customer,
-            text=text,
-            author=author,
+            text=reply.text,
+            author="bot",
             in_reply_to=msg.message_id,
-            metadata={k: v for k, v in (metadata or {}).items() if v is not None},
+            metadata={k: v for k, v in {"article_id": reply.article_id, "score": reply.score}.items()
+                      if v is not None},
         )
-        await self.conversations.record_outbound(out)
-        await self.bus.send(out)
+        events = [received]
+        async with self.conversations.engine.begin() as conn:
+            await insert_inbound(conn, msg)
+            if await read_state(conn, conv_id) != ConversationState.BOT:
+                return None  # taken over while we were deciding: the human answers, not the bot
+            if reply.escalate is not None:
+                esc = await escalate_in(conn, conv_id, reply.escalate, summary=msg.text or "(attachment)",
+                                        now=self.clock(), details={"message_id": msg.message_id, **reply.details})
+                events.append(ConversationEvent(kind=EventKind.ESCALATED, conversation_id=conv_id,
+                                                message_id=msg.message_id,
+                                                data={"ticket_id": esc.ticket.id, "reason": reply.escalate.value}))
+            await insert_outbound(conn, out)
+        await self.bus.send(out)  # after the commit: a reply is never sent for an unrecorded message
+        events.append(ConversationEvent(kind=EventKind.BOT_REPLIED, conversation_id=conv_id,
+                                        message_id=out.message_id, data={"article_id": reply.article_id}))
+        await self._publish(events)
         return out
 
-    async def _event(self, event: ConversationEvent) -> None:
+    async def _publish(self, events: list[ConversationEvent]) -> None:
         # Live views only; losing one is harmless because the transcript is in the database.
         try:
-            await self.redis.publish(self.keys.events_channel(), event.model_dump_json())
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    pipe.publish(self.keys.events_channel(), event.model_dump_json())
+                await pipe.execute()
         except aioredis.RedisError:
-            log.warning("could not publish %s event", event.kind)
+            log.warning("could not publish %d live events", len(events))
 
     @asynccontextmanager
     async def _conversation_lock(self, conversation_id: str, wait_s: float = 10.0) -> AsyncIterator[None]:

@@ -13,10 +13,10 @@ from pathlib import Path
 from gateway.config import ConfigError, Settings
 
 
-def _cmd_run(_args: argparse.Namespace) -> int:
+def _cmd_run(args: argparse.Namespace) -> int:
     from gateway.runtime import serve
 
-    asyncio.run(serve(Settings.from_env()))
+    asyncio.run(serve(Settings.from_env(), http=args.command == "run"))
     return 0
 
 
@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="huiliu", description="汇流 Huiliu customer-service gateway")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the gateway, bot and delivery workers").set_defaults(func=_cmd_run)
+    sub.add_parser("worker", help="bot and delivery workers only (scale out next to `run`)").set_defaults(
+        func=_cmd_run)
     chat = sub.add_parser("chat", help="talk to the running bot in the terminal")
     chat.add_argument("--url", default="http://127.0.0.1:8080")
     chat.set_defaults(func=_cmd_chat)

@@ -148,10 +148,14 @@ async def stop_workers(runtime: Runtime) -> None:
     runtime.tasks.clear()
 
 
-async def serve(settings: Settings) -> None:
-    """Run everything in this process until SIGINT/SIGTERM."""
+async def serve(settings: Settings, *, http: bool = True) -> None:
+    """Run everything in this process until SIGINT/SIGTERM (``http=False``: stream workers only)."""
     async with open_services(settings) as runtime:
         start_workers(runtime)
+        if not http:
+            print("汇流 Huiliu worker running (bot + delivery consumers)", flush=True)
+            await _until_signal()
+            return
         app_runner = web.AppRunner(build_app(runtime.services), access_log=None)
         await app_runner.setup()
         site = web.TCPSite(app_runner, settings.host, settings.port)
@@ -160,10 +164,14 @@ async def serve(settings: Settings) -> None:
         print(f"\n汇流 Huiliu is running · 网页聊天 web chat: {url}/chat", flush=True)
         print(f"Admin API token 管理令牌: {settings.admin_token}  (header: Authorization: Bearer <token>)",
               flush=True)
-        loop = asyncio.get_running_loop()
-        done = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, done.set)
-        await done.wait()
-        print("shutting down…", flush=True)
+        await _until_signal()
         await app_runner.cleanup()
+
+
+async def _until_signal() -> None:
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    await done.wait()
+    print("shutting down… 正在停止", flush=True)

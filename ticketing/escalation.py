@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.db.conversations import set_state
 from gateway.db.engine import insert_ignore
@@ -65,24 +65,7 @@ class TicketStore:
     ) -> Escalation:
         """Open a ticket for the conversation (idempotent) and hand the conversation to the queue."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert_ignore(conn, tickets, ["open_key"]).values(
-                    conversation_id=conversation_id,
-                    status="open",
-                    reason=reason.value,
-                    summary=summary[:2000],
-                    open_key=conversation_id,
-                    details=details or {},
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            created = (result.rowcount or 0) > 0
-            await set_state(conn, conversation_id, ConversationState.QUEUED)
-            row = (
-                await conn.execute(select(tickets).where(tickets.c.open_key == conversation_id))
-            ).one()
-        return Escalation(_ticket(row._mapping), created)
+            return await escalate_in(conn, conversation_id, reason, summary=summary, now=now, details=details)
 
     async def open_ticket(self, conversation_id: str) -> Ticket | None:
         async with self.engine.connect() as conn:
@@ -95,6 +78,34 @@ class TicketStore:
                 select(tickets).where(tickets.c.open_key.is_not(None)).order_by(tickets.c.id).limit(limit)
             )
             return [_ticket(r._mapping) for r in rows]
+
+
+async def escalate_in(
+    conn: AsyncConnection,
+    conversation_id: str,
+    reason: EscalationReason,
+    *,
+    summary: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> Escalation:
+    """``TicketStore.escalate`` inside the caller's transaction."""
+    result = await conn.execute(
+        insert_ignore(conn, tickets, ["open_key"]).values(
+            conversation_id=conversation_id,
+            status="open",
+            reason=reason.value,
+            summary=summary[:2000],
+            open_key=conversation_id,
+            details=details or {},
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    created = (result.rowcount or 0) > 0
+    await set_state(conn, conversation_id, ConversationState.QUEUED)
+    row = (await conn.execute(select(tickets).where(tickets.c.open_key == conversation_id))).one()
+    return Escalation(_ticket(row._mapping), created)
 
 
 def _ticket(m: Any) -> Ticket:

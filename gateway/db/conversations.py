@@ -31,68 +31,18 @@ class ConversationStore:
 
     async def record_inbound(self, msg: InboundMessage) -> tuple[ConversationState, bool]:
         """Store the customer's message (once) and return (conversation state, newly stored?)."""
-        now = utcnow()
         async with self.engine.begin() as conn:
-            await conn.execute(
-                insert_ignore(conn, conversations, ["id"]).values(
-                    id=msg.conversation_id,
-                    channel=msg.channel.value,
-                    conversation_key=msg.conversation_key,
-                    customer_external_id=msg.customer.external_id,
-                    customer_name=msg.customer.display_name,
-                    state=ConversationState.BOT.value,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            result = await conn.execute(
-                insert_ignore(conn, messages, ["id"]).values(
-                    id=msg.message_id,
-                    conversation_id=msg.conversation_id,
-                    direction="in",
-                    author="customer",
-                    channel=msg.channel.value,
-                    external_id=msg.external_message_id,
-                    text=msg.text,
-                    attachments=[a.model_dump(mode="json") for a in msg.attachments],
-                    raw=msg.raw,
-                    created_at=msg.sent_at,
-                )
-            )
-            inserted = (result.rowcount or 0) > 0
-            if inserted:
-                await conn.execute(
-                    update(conversations).where(conversations.c.id == msg.conversation_id).values(updated_at=now)
-                )
-            state = await self._state(conn, msg.conversation_id)
+            inserted = await insert_inbound(conn, msg)
+            state = await read_state(conn, msg.conversation_id)
         return state or ConversationState.BOT, inserted
 
     async def record_outbound(self, msg: OutboundMessage) -> bool:
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert_ignore(conn, messages, ["id"]).values(
-                    id=msg.message_id,
-                    conversation_id=msg.conversation_id,
-                    direction="out",
-                    author=msg.author,
-                    channel=msg.channel.value,
-                    external_id=None,
-                    text=msg.text,
-                    attachments=[],
-                    raw={"quick_replies": [q.model_dump() for q in msg.quick_replies], **msg.metadata},
-                    created_at=msg.created_at,
-                )
-            )
-            return (result.rowcount or 0) > 0
+            return await insert_outbound(conn, msg)
 
     async def state(self, conversation_id: str) -> ConversationState | None:
         async with self.engine.connect() as conn:
-            return await self._state(conn, conversation_id)
-
-    @staticmethod
-    async def _state(conn: AsyncConnection, conversation_id: str) -> ConversationState | None:
-        value = await conn.scalar(select(conversations.c.state).where(conversations.c.id == conversation_id))
-        return ConversationState(value) if value else None
+            return await read_state(conn, conversation_id)
 
     async def set_state(self, conversation_id: str, state: ConversationState) -> None:
         async with self.engine.begin() as conn:
@@ -121,3 +71,65 @@ async def set_state(conn: AsyncConnection, conversation_id: str, state: Conversa
         .where(conversations.c.id == conversation_id)
         .values(state=state.value, updated_at=utcnow())
     )
+
+
+# --- statements for callers that compose one transaction (the bot worker writes a message, maybe a
+# ticket, and its reply in one commit: one SQLite write lock instead of three) ---------------------
+async def read_state(conn: AsyncConnection, conversation_id: str) -> ConversationState | None:
+    value = await conn.scalar(select(conversations.c.state).where(conversations.c.id == conversation_id))
+    return ConversationState(value) if value else None
+
+
+async def insert_inbound(conn: AsyncConnection, msg: InboundMessage) -> bool:
+    """Create the conversation if new and store the message once; True if the message is new."""
+    now = utcnow()
+    await conn.execute(
+        insert_ignore(conn, conversations, ["id"]).values(
+            id=msg.conversation_id,
+            channel=msg.channel.value,
+            conversation_key=msg.conversation_key,
+            customer_external_id=msg.customer.external_id,
+            customer_name=msg.customer.display_name,
+            state=ConversationState.BOT.value,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    result = await conn.execute(
+        insert_ignore(conn, messages, ["id"]).values(
+            id=msg.message_id,
+            conversation_id=msg.conversation_id,
+            direction="in",
+            author="customer",
+            channel=msg.channel.value,
+            external_id=msg.external_message_id,
+            text=msg.text,
+            attachments=[a.model_dump(mode="json") for a in msg.attachments],
+            raw=msg.raw,
+            created_at=msg.sent_at,
+        )
+    )
+    inserted = (result.rowcount or 0) > 0
+    if inserted:
+        await conn.execute(
+            update(conversations).where(conversations.c.id == msg.conversation_id).values(updated_at=now)
+        )
+    return inserted
+
+
+async def insert_outbound(conn: AsyncConnection, msg: OutboundMessage) -> bool:
+    result = await conn.execute(
+        insert_ignore(conn, messages, ["id"]).values(
+            id=msg.message_id,
+            conversation_id=msg.conversation_id,
+            direction="out",
+            author=msg.author,
+            channel=msg.channel.value,
+            external_id=None,
+            text=msg.text,
+            attachments=[],
+            raw={"quick_replies": [q.model_dump() for q in msg.quick_replies], **msg.metadata},
+            created_at=msg.created_at,
+        )
+    )
+    return (result.rowcount or 0) > 0
