@@ -115,8 +115,9 @@ async def open_services(
             embedded.stop()
 
 
-def start_workers(runtime: Runtime, *, name: str | None = None) -> None:
-    """Start the bot and delivery consumers, the knowledge follower and Telegram polling."""
+def start_workers(runtime: Runtime, *, name: str | None = None, telegram_polling: bool = True) -> None:
+    """Start the bot and delivery consumers, the knowledge follower and (once per deployment: Telegram
+    allows one getUpdates client per bot) Telegram polling."""
     s = runtime.services
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     bot = BotWorker(redis=s.redis, keys=s.keys, bus=s.bus, conversations=s.conversations, tickets=s.tickets,
@@ -135,7 +136,7 @@ def start_workers(runtime: Runtime, *, name: str | None = None) -> None:
     for consumer in runtime.consumers:
         runtime.tasks.append(asyncio.create_task(consumer.run(runtime.stop), name=f"{consumer.group}-consumer"))
     runtime.tasks.append(asyncio.create_task(s.kb.follow(runtime.stop), name="kb-follow"))
-    if s.settings.telegram_mode == "polling" and Channel.TELEGRAM in s.connectors:
+    if telegram_polling and s.settings.telegram_mode == "polling" and Channel.TELEGRAM in s.connectors:
         runtime.tasks.append(asyncio.create_task(
             poll_telegram(s, s.connectors.get(Channel.TELEGRAM), runtime.stop), name="telegram-poll"))
 
@@ -151,7 +152,7 @@ async def stop_workers(runtime: Runtime) -> None:
 async def serve(settings: Settings, *, http: bool = True) -> None:
     """Run everything in this process until SIGINT/SIGTERM (``http=False``: stream workers only)."""
     async with open_services(settings) as runtime:
-        start_workers(runtime)
+        start_workers(runtime, telegram_polling=http)
         if not http:
             print("汇流 Huiliu worker running (bot + delivery consumers)", flush=True)
             await _until_signal()
