@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 EVAL   ?= ../shared/eval
 
-.PHONY: install run test lint bench eval clean help
+.PHONY: install run test lint bench eval clean help browser
 
 help:
 	@echo "make run | test | lint | bench | eval | clean"
@@ -35,7 +35,14 @@ $(VENV)/.installed-st: $(STAMP)
 		|| echo "sentence-transformers extra not installed: its tests will be skipped"
 	touch $@
 
-test: install $(VENV)/.installed-st
+# Browser tests drive Debian's Chromium (never `playwright install`, which downloads browsers).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
+	else echo "Chromium missing and not root: browser tests will be skipped (apt-get install chromium fonts-wqy-zenhei)"; fi
+
+test: install $(VENV)/.installed-st browser
 	$(BIN)/pytest -q
 
 lint: install

@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Insert
 from sqlalchemy.sql.schema import Table
 
+from gateway.config import ConfigError
 
-class DatabaseURLError(ValueError):
+
+class DatabaseURLError(ConfigError):
     pass
 
 
