@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "faiss.loader", "jieba", "aiogram"):  # start-up chatter, not events
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     argv = sys.argv[1:] if argv is None else argv
     # These two own their options (argparse's REMAINDER does not pass leading --flags through).
     if argv[:1] == ["bench"]:

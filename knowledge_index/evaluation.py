@@ -136,9 +136,7 @@ def evaluate_retrieval(
     articles by fused score, ``k`` long (MRR counts an expected article outside the list as 0).
     """
     weight = fusion_weight_for(embedder.name) if fusion_weight is None else fusion_weight
-    n_articles, pools, _, seconds = run_set(
-        set_dir, oos_path=oos_path, embedder=embedder, fusion_weight=weight
-    )
+    n_articles, pools, _, seconds = run_set(set_dir, oos_path=oos_path, embedder=embedder, fusion_weight=weight)
     return report_from_pools(
         set_name or _set_label(set_dir, oos_path),
         n_articles,
@@ -221,18 +219,14 @@ def default_model() -> str:
 
 def main_retrieval(argv: list[str]) -> int:
     """``huiliu eval retrieval PATH [--json OUT] [--oos PATH] [--model NAME] [--threshold X] [--tune]``."""
-    parser = argparse.ArgumentParser(
-        prog="huiliu eval retrieval", description="Evaluate FAQ retrieval on one set."
-    )
+    parser = argparse.ArgumentParser(prog="huiliu eval retrieval", description="Evaluate FAQ retrieval on one set.")
     parser.add_argument("path", type=Path, help="set folder with kb.jsonl and queries.jsonl")
     parser.add_argument("--json", type=Path, help="write the report as JSON here")
     parser.add_argument("--oos", type=Path, help="extra out-of-scope queries.jsonl (or its folder) to append")
     parser.add_argument(
         "--model", default=default_model(), help="embedder name (default: $EMBEDDING_MODEL or %(default)s)"
     )
-    parser.add_argument(
-        "--threshold", type=float, help="decline threshold (default: tuned value for the model)"
-    )
+    parser.add_argument("--threshold", type=float, help="decline threshold (default: tuned value for the model)")
     parser.add_argument("--fusion-weight", type=float, help="lexical weight w in (1-w)*dense + w*lexical")
     parser.add_argument(
         "--tune", action="store_true", help="also print the best threshold on this set (information only)"
@@ -288,9 +282,7 @@ def main_retrieval(argv: list[str]) -> int:
 
 def retrieval_set_dirs(eval_root: Path) -> list[Path]:
     """Folders under ``eval_root`` holding a retrieval set (kb.jsonl + queries.jsonl), sorted by name."""
-    return sorted(
-        p for p in eval_root.iterdir() if (p / "kb.jsonl").is_file() and (p / "queries.jsonl").is_file()
-    )
+    return sorted(p for p in eval_root.iterdir() if (p / "kb.jsonl").is_file() and (p / "queries.jsonl").is_file())
 
 
 def main_eval_all(eval_root: Path, *, model: str | None = None) -> int:
@@ -311,9 +303,7 @@ def main_eval_all(eval_root: Path, *, model: str | None = None) -> int:
         print(f"eval: {set_dir.name} ...", file=sys.stderr, flush=True)
         extra = zh_oos if set_dir.name in ZH_OOS_SETS and zh_oos.is_file() else None
         # One run serves both rows: the set alone is the prefix of the pools.
-        n_articles, pools, n_own, seconds = run_set(
-            set_dir, oos_path=extra, embedder=embedder, fusion_weight=weight
-        )
+        n_articles, pools, n_own, seconds = run_set(set_dir, oos_path=extra, embedder=embedder, fusion_weight=weight)
         names = [(set_dir.name, pools[:n_own])] + ([(f"{set_dir.name}+{ZH_OOS_DIR}", pools)] if extra else [])
         for name, subset in names:
             reports.append(

@@ -109,10 +109,7 @@ class Retriever:
         """Embed in batches so a large KB never becomes one giant model call."""
         import numpy as np
 
-        parts = [
-            self.embedder.encode(texts[i : i + self.batch_size])
-            for i in range(0, len(texts), self.batch_size)
-        ]
+        parts = [self.embedder.encode(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         return np.vstack(parts) if parts else np.zeros((0, self.embedder.dim), dtype=np.float32)
 
     def build(self, articles: Iterable[Article]) -> None:
@@ -190,8 +187,7 @@ class Retriever:
                     lscore = lmatch.score if lmatch is not None else 0.0
                     # Report the phrasing of whichever side contributes more to the fused score.
                     use_lexical = (
-                        lmatch is not None
-                        and self.fusion_weight * lscore > (1 - self.fusion_weight) * dmatch.score
+                        lmatch is not None and self.fusion_weight * lscore > (1 - self.fusion_weight) * dmatch.score
                     )
                     matched = (
                         lmatch.phrasing

@@ -24,13 +24,9 @@ def test_load_shared_format_ignores_unknown_keys_and_fills_defaults(tmp_path: Pa
     kb = write_lines(
         tmp_path / "kb.jsonl",
         [
-            json.dumps(
-                {"id": "a1", "title": "怎么退货", "questions": ["退货流程"], "answer": "", "source": "x"}
-            ),
+            json.dumps({"id": "a1", "title": "怎么退货", "questions": ["退货流程"], "answer": "", "source": "x"}),
             "",
-            json.dumps(
-                {"id": "a2", "title": "Where is my parcel?", "questions": [], "answer": "Track it here."}
-            ),
+            json.dumps({"id": "a2", "title": "Where is my parcel?", "questions": [], "answer": "Track it here."}),
             json.dumps(
                 {
                     "id": "a3",

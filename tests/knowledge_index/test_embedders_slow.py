@@ -13,12 +13,8 @@ from knowledge_index.embedder import EmbedderUnavailable, load_embedder, resolve
 from knowledge_index.retriever import Retriever
 
 EN_KB = [
-    Article(
-        id="return", title="How do I return an item?", questions=("Can I send my order back?",), language="en"
-    ),
-    Article(
-        id="track", title="Where is my package?", questions=("How can I track my order?",), language="en"
-    ),
+    Article(id="return", title="How do I return an item?", questions=("Can I send my order back?",), language="en"),
+    Article(id="track", title="Where is my package?", questions=("How can I track my order?",), language="en"),
     Article(id="invoice", title="Can I get an invoice?", language="en"),
 ]
 

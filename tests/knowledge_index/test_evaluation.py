@@ -71,9 +71,7 @@ def write_set(root: Path) -> Path:
         {"text": "play some jazz music", "expected": None},
     ]
     for name, rows in (("kb.jsonl", kb), ("queries.jsonl", queries)):
-        (set_dir / name).write_text(
-            "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8"
-        )
+        (set_dir / name).write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
     return set_dir
 
 
