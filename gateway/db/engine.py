@@ -34,7 +34,10 @@ def make_engine(url: str, *, pg_schema: str | None = None) -> AsyncEngine:
     """Create the async engine. ``pg_schema`` pins PostgreSQL's search_path (tests isolate runs with it)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # One connection: SQLite has a single writer anyway, and several pooled connections contend
+        # through its busy-wait loop (sleeps of up to 100 ms), which collapsed throughput at 8+
+        # concurrent conversations in `make bench`. Queueing on one connection is fair and fast.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
