@@ -13,11 +13,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from bot.retrieval_bot import RetrievalBot
+from bot.reply import BotReply
 from gateway.db.conversations import ConversationStore, insert_inbound, insert_outbound, read_state
 from gateway.keys import Keys
 from gateway.models import (
@@ -33,6 +34,10 @@ from ticketing.escalation import TicketStore, escalate_in
 log = logging.getLogger(__name__)
 
 _UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+class Bot(Protocol):
+    async def reply(self, msg: InboundMessage) -> BotReply: ...
 
 
 class ConversationBusy(Exception):
@@ -52,7 +57,7 @@ class BotWorker:
         bus: StreamBus,
         conversations: ConversationStore,
         tickets: TicketStore,
-        bot: RetrievalBot,
+        bot: Bot,
         clock: Callable[[], datetime],
         lock_ttl_ms: int = 30_000,
     ) -> None:
@@ -76,7 +81,8 @@ class BotWorker:
             await self.process(msg)
 
     async def process(self, msg: InboundMessage) -> OutboundMessage | None:
-        """Record, decide, reply. All database writes of one message commit together."""
+        """Record, decide, reply (returns the last reply message). All database writes of one message
+        commit together."""
         conv_id = msg.conversation_id
         received = ConversationEvent(kind=EventKind.MESSAGE_RECEIVED, conversation_id=conv_id,
                                      message_id=msg.message_id, data={"text": msg.text[:500]})
@@ -86,19 +92,24 @@ class BotWorker:
             await self.conversations.record_inbound(msg)
             await self._publish([received])
             return None
-        # Retrieval runs before the transaction opens, so no write lock is held while we think.
+        # Deciding (retrieval, dialogue engine) happens before the transaction opens, so no write lock
+        # is held while we think.
         reply = await self.bot.reply(msg)
-        out = OutboundMessage(
-            message_id=reply_id(msg.message_id),
-            channel=msg.channel,
-            conversation_key=msg.conversation_key,
-            recipient=msg.customer,
-            text=reply.text,
-            author="bot",
-            in_reply_to=msg.message_id,
-            metadata={k: v for k, v in {"article_id": reply.article_id, "score": reply.score}.items()
-                      if v is not None},
-        )
+        outs = [
+            OutboundMessage(
+                message_id=reply_id(msg.message_id, n),
+                channel=msg.channel,
+                conversation_key=msg.conversation_key,
+                recipient=msg.customer,
+                text=part.text,
+                quick_replies=part.quick_replies,
+                author="bot",
+                in_reply_to=msg.message_id,
+                metadata={k: v for k, v in {"article_id": reply.article_id, "score": reply.score,
+                                            "engine": reply.engine}.items() if v is not None},
+            )
+            for n, part in enumerate(reply.parts)
+        ]
         events = [received]
         async with self.conversations.engine.begin() as conn:
             await insert_inbound(conn, msg)
@@ -110,12 +121,15 @@ class BotWorker:
                 events.append(ConversationEvent(kind=EventKind.ESCALATED, conversation_id=conv_id,
                                                 message_id=msg.message_id,
                                                 data={"ticket_id": esc.ticket.id, "reason": reply.escalate.value}))
-            await insert_outbound(conn, out)
-        await self.bus.send(out)  # after the commit: a reply is never sent for an unrecorded message
-        events.append(ConversationEvent(kind=EventKind.BOT_REPLIED, conversation_id=conv_id,
-                                        message_id=out.message_id, data={"article_id": reply.article_id}))
+            for out in outs:
+                await insert_outbound(conn, out)
+        for out in outs:  # after the commit: a reply is never sent for an unrecorded message
+            await self.bus.send(out)
+            events.append(ConversationEvent(kind=EventKind.BOT_REPLIED, conversation_id=conv_id,
+                                            message_id=out.message_id,
+                                            data={"article_id": reply.article_id, "engine": reply.engine}))
         await self._publish(events)
-        return out
+        return outs[-1] if outs else None
 
     async def _publish(self, events: list[ConversationEvent]) -> None:
         # Live views only; losing one is harmless because the transcript is in the database.

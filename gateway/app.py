@@ -21,7 +21,10 @@ def build_app(services: Services) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         redis_ok = bool(await services.redis.ping())
         backlog = await services.redis.xlen(services.keys.inbound)
-        return web.json_response({"ok": redis_ok, "inbound_backlog": backlog})
+        bot = services.bot
+        engine = "rasa" if hasattr(bot, "rasa") else "retrieval"
+        return web.json_response({"ok": redis_ok, "inbound_backlog": backlog, "bot": {
+            "engine": engine, "degraded": bool(getattr(bot, "degraded", False))}})
 
     app.router.add_get("/healthz", healthz)
     setup_webchat(app, services)

@@ -76,6 +76,13 @@ class Settings:
     claim_idle_ms: int = 30_000
     bot_concurrency: int = 8
     load_demo_kb: bool = True
+    rasa_mode: str = "embedded"  # embedded (start Rasa from the Rasa venv) | url | off
+    rasa_url: str | None = None
+    rasa_venv: Path = Path(".venv-rasa")
+    rasa_port: int = 5005
+    rasa_actions_port: int = 5055
+    rasa_timeout_s: float = 8.0
+    fast_path_score: float = 0.9
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -99,7 +106,18 @@ class Settings:
         webhook_secret = env.get("TELEGRAM_WEBHOOK_SECRET") or None
         if mode == "webhook" and not webhook_secret:
             raise ConfigError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET (1-256 chars A-Za-z0-9_-)")
+        rasa_url = (env.get("RASA_URL") or "").strip()
+        rasa_mode = "off" if rasa_url.lower() == "off" else ("url" if rasa_url else "embedded")
+        if rasa_mode == "url" and not rasa_url.startswith(("http://", "https://")):
+            raise ConfigError(f"RASA_URL must be http(s)://host:port or 'off', got {rasa_url!r}")
         return cls(
+            rasa_mode=rasa_mode,
+            rasa_url=rasa_url if rasa_mode == "url" else None,
+            rasa_venv=Path(env.get("HUILIU_RASA_VENV") or ".venv-rasa"),
+            rasa_port=_int(env, "RASA_PORT", 5005, minimum=1),
+            rasa_actions_port=_int(env, "RASA_ACTIONS_PORT", 5055, minimum=1),
+            rasa_timeout_s=_float(env, "RASA_TIMEOUT_S") or 8.0,
+            fast_path_score=_float(env, "BOT_FAST_PATH_SCORE") or 0.9,
             host=env.get("HUILIU_HOST") or "127.0.0.1",
             port=_int(env, "HUILIU_PORT", 8080, minimum=0),
             data_dir=data_dir,

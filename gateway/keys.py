@@ -47,6 +47,10 @@ class Keys:
     def conversation_lock(self, conversation_id: str) -> str:
         return self._k("lock", "conv", conversation_id)
 
+    # --- dialogue memory (last answer, offered quick replies; expires) ---
+    def dialogue(self, conversation_id: str) -> str:
+        return self._k("dialogue", conversation_id)
+
     # --- web chat ---
     def webchat_outbox(self, visitor_id: str) -> str:
         """Per-visitor stream of replies; SSE reads it with Last-Event-ID, so reconnects lose nothing."""

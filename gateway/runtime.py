@@ -21,6 +21,12 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import rasa_process
+from bot.circuit import CircuitBreaker
+from bot.dialogue_bot import DialogueBot
+from bot.dialogue_memory import DialogueMemory
+from bot.orders import DbOrderLookup
+from bot.rasa_client import RasaClient
 from bot.retrieval_bot import RetrievalBot
 from bot.worker import BotWorker
 from connectors.registry import Connectors, connector_class
@@ -52,6 +58,7 @@ def demo_kb_path() -> Path:
 @dataclass
 class Runtime:
     services: Services
+    redis_url: str
     embedded: EmbeddedRedis | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     consumers: list[StreamConsumer] = field(default_factory=list)
@@ -100,7 +107,9 @@ async def open_services(
             conversations=ConversationStore(engine), tickets=TicketStore(engine), kb=kb,
             connectors=Connectors(instances), clock=utcnow,
         )
-        runtime = Runtime(services, embedded)
+        runtime = Runtime(services, redis_url, embedded)
+        if settings.load_demo_kb:
+            await DbOrderLookup(engine).seed_demo()
         try:
             yield runtime
         finally:
@@ -115,13 +124,27 @@ async def open_services(
             embedded.stop()
 
 
-def start_workers(runtime: Runtime, *, name: str | None = None, telegram_polling: bool = True) -> None:
+def make_bot(s: Services, rasa_url: str | None) -> RetrievalBot | DialogueBot:
+    """Rasa-backed dialogue when a Rasa URL is known, else retrieval only (bot v0)."""
+    if not rasa_url:
+        return RetrievalBot(s.kb)
+    loop = asyncio.get_running_loop()
+    return DialogueBot(
+        kb=s.kb, rasa=RasaClient(rasa_url, timeout_s=s.settings.rasa_timeout_s),
+        memory=DialogueMemory(s.redis, s.keys), orders=DbOrderLookup(s.engine),
+        breaker=CircuitBreaker(clock=loop.time), fast_path_score=s.settings.fast_path_score,
+    )
+
+
+def start_workers(runtime: Runtime, *, name: str | None = None, telegram_polling: bool = True,
+                  rasa_url: str | None = None) -> None:
     """Start the bot and delivery consumers, the knowledge follower and (once per deployment: Telegram
     allows one getUpdates client per bot) Telegram polling."""
     s = runtime.services
     name = name or f"{socket.gethostname()}-{os.getpid()}"
+    s.bot = make_bot(s, rasa_url)
     bot = BotWorker(redis=s.redis, keys=s.keys, bus=s.bus, conversations=s.conversations, tickets=s.tickets,
-                    bot=RetrievalBot(s.kb), clock=s.clock)
+                    bot=s.bot, clock=s.clock)
     delivery = DeliveryWorker(redis=s.redis, keys=s.keys, connectors=s.connectors,
                               conversations=s.conversations, tickets=s.tickets, clock=s.clock)
     def make(stream: str, group: str, handler: Handler, concurrency: int) -> StreamConsumer:
@@ -149,10 +172,40 @@ async def stop_workers(runtime: Runtime) -> None:
     runtime.tasks.clear()
 
 
+@asynccontextmanager
+async def dialogue_engine(settings: Settings, runtime: Runtime) -> AsyncIterator[str | None]:
+    """The Rasa URL to use: external, embedded (trained if needed, started here), or None (off)."""
+    if settings.rasa_mode == "off":
+        yield None
+        return
+    if settings.rasa_mode == "url":
+        yield settings.rasa_url
+        return
+    try:
+        model = await asyncio.to_thread(rasa_process.train, settings.rasa_venv, settings.data_dir / "rasa-models")
+    except rasa_process.RasaSetupError as exc:
+        log.warning("Rasa unavailable, answering with retrieval only: %s", str(exc).splitlines()[0])
+        yield None
+        return
+    servers = rasa_process.RasaServers(
+        settings.rasa_venv, model, settings.data_dir / "rasa-run", runtime.redis_url, settings.key_prefix,
+        port=settings.rasa_port, actions_port=settings.rasa_actions_port)
+    try:
+        await servers.start()
+        log.info("Rasa ready at %s (logs in %s)", servers.url, servers.run_dir)
+        yield servers.url
+    finally:
+        servers.stop()
+
+
 async def serve(settings: Settings, *, http: bool = True) -> None:
     """Run everything in this process until SIGINT/SIGTERM (``http=False``: stream workers only)."""
-    async with open_services(settings) as runtime:
-        start_workers(runtime, telegram_polling=http)
+    if not http and settings.rasa_mode == "embedded":
+        # A worker process uses the Rasa that `huiliu run` started on this host (the circuit
+        # breaker degrades to retrieval if it is not there).
+        settings = settings.with_(rasa_mode="url", rasa_url=f"http://127.0.0.1:{settings.rasa_port}")
+    async with open_services(settings) as runtime, dialogue_engine(settings, runtime) as rasa_url:
+        start_workers(runtime, telegram_polling=http, rasa_url=rasa_url)
         if not http:
             print("汇流 Huiliu worker running (bot + delivery consumers)", flush=True)
             await _until_signal()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,3 +31,4 @@ class Services:
     kb: KnowledgeService
     connectors: Connectors
     clock: Callable[[], datetime]
+    bot: Any = None  # set by start_workers: the RetrievalBot or DialogueBot answering this process

@@ -89,3 +89,18 @@ tickets = Table(
     UniqueConstraint("open_key", name="uq_tickets_open_key"),
     Index("ix_tickets_conversation", "conversation_id"),
 )
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_number", String(32), primary_key=True),
+    Column("channel", String(32)),
+    Column("customer_external_id", String(256)),
+    Column("status", String(32), nullable=False),  # pending | shipped | in_transit | delivered | cancelled
+    Column("carrier", String(64)),
+    Column("tracking_number", String(64)),
+    Column("items", JSON, nullable=False),
+    Column("detail", Text, nullable=False),  # latest logistics line, Chinese
+    Column("detail_en", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
