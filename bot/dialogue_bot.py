@@ -68,6 +68,7 @@ class DialogueBot:
         conv = msg.conversation_id
         mem = await self.memory.load(conv)
         text = mem.resolve(msg.text)
+        mem.language = language_of(text, mem.language or (msg.customer.language or "zh")[:2])
         if text != msg.text:
             msg = msg.model_copy(update={"text": text})
         is_command = text.strip().startswith("/")
@@ -115,7 +116,7 @@ class DialogueBot:
         return {"huiliu": {
             "conversation_id": msg.conversation_id,
             "channel": msg.channel.value,
-            "language": language_of(text) if text.strip() else "zh",
+            "language": mem.language if mem.language in ("zh", "en") else "zh",
             "customer_name": msg.customer.display_name,
             "threshold": self.kb.retriever.threshold,
             "hits": hits,

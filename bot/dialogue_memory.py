@@ -26,6 +26,7 @@ class Memory:
     last_hits: list[dict[str, Any]] = field(default_factory=list)
     quick: list[QuickReply] = field(default_factory=list)
     awaiting: str | None = None
+    language: str | None = None
 
     def resolve(self, text: str) -> str:
         """Map a numbered option ("2", "２") or an exact button title back to the button's payload."""
@@ -51,9 +52,11 @@ class DialogueMemory:
             return Memory()
         data = json.loads(raw)
         return Memory(last_answer=data.get("last_answer"), last_hits=data.get("last_hits") or [],
-                      quick=[QuickReply(**q) for q in data.get("quick") or []], awaiting=data.get("awaiting"))
+                      quick=[QuickReply(**q) for q in data.get("quick") or []], awaiting=data.get("awaiting"),
+                      language=data.get("language"))
 
     async def save(self, conversation_id: str, memory: Memory) -> None:
         data = {"last_answer": memory.last_answer, "last_hits": memory.last_hits,
-                "quick": [q.model_dump() for q in memory.quick], "awaiting": memory.awaiting}
+                "quick": [q.model_dump() for q in memory.quick], "awaiting": memory.awaiting,
+                "language": memory.language}
         await self.redis.set(self.keys.dialogue(conversation_id), json.dumps(data, ensure_ascii=False), ex=TTL_S)

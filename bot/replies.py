@@ -16,6 +16,12 @@ ATTACHMENT_ONLY = {
 }
 
 
-def language_of(text: str) -> str:
-    """'zh' when the text has any CJK ideograph, else 'en' (the two reply languages we ship)."""
-    return "zh" if _CJK.search(text) else "en"
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def language_of(text: str, default: str = "zh") -> str:
+    """'zh' when the text has a CJK ideograph, 'en' when it has Latin letters, else ``default``
+    (an order number or "?" says nothing about the customer's language)."""
+    if _CJK.search(text):
+        return "zh"
+    return "en" if _LATIN.search(text) else default

@@ -111,6 +111,15 @@ def _cmd_db(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rasa(_args: argparse.Namespace) -> int:
+    from bot.rasa_process import train
+
+    settings = Settings.from_env()
+    model = train(settings.rasa_venv, settings.data_dir / "rasa-models")
+    print(f"Rasa model: {model}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from gateway.bench import main as bench_main
 
@@ -139,9 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     ret = ev_sub.add_parser("retrieval", help="PATH [--json OUT] [--oos PATH] [--model NAME] [--threshold X]",
                             add_help=False)
     ret.add_argument("rest", nargs=argparse.REMAINDER)
+    ev_sub.add_parser("nlu", help="[--folds N] [--json OUT] Rasa NLU cross-validation", add_help=False)
     allp = ev_sub.add_parser("all", help="every retrieval set under ROOT, one table")
     allp.add_argument("root", nargs="?", default="../shared/eval")
     ev.set_defaults(func=_cmd_eval)
+    rasa = sub.add_parser("rasa", help="the Rasa dialogue engine")
+    rasa.add_argument("rasa_command", choices=["train"])
+    rasa.set_defaults(func=_cmd_rasa)
     db = sub.add_parser("db", help="database schema")
     db.add_argument("db_command", choices=["upgrade"])
     db.set_defaults(func=_cmd_db)
@@ -161,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.bench import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:2] == ["eval", "nlu"]:
+        from bot.nlu_eval import main as nlu_main
+
+        return nlu_main(argv[2:])
     if argv[:2] == ["eval", "retrieval"]:
         from knowledge_index.evaluation import main_retrieval
 

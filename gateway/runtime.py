@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -128,11 +129,10 @@ def make_bot(s: Services, rasa_url: str | None) -> RetrievalBot | DialogueBot:
     """Rasa-backed dialogue when a Rasa URL is known, else retrieval only (bot v0)."""
     if not rasa_url:
         return RetrievalBot(s.kb)
-    loop = asyncio.get_running_loop()
     return DialogueBot(
         kb=s.kb, rasa=RasaClient(rasa_url, timeout_s=s.settings.rasa_timeout_s),
         memory=DialogueMemory(s.redis, s.keys), orders=DbOrderLookup(s.engine),
-        breaker=CircuitBreaker(clock=loop.time), fast_path_score=s.settings.fast_path_score,
+        breaker=CircuitBreaker(clock=time.monotonic), fast_path_score=s.settings.fast_path_score,
     )
 
 
