@@ -7,8 +7,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 EVAL   ?= ../shared/eval
+# Rasa 3.6 needs Python < 3.11: its own venv, its own processes (never imported by the gateway).
+PYTHON310 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.10*/bin/python) $(shell command -v python3.10 2>/dev/null))
+RASA_VENV ?= .venv-rasa
+RASA_STAMP := $(RASA_VENV)/.installed-rasa-3.6.21
 
-.PHONY: install run test lint bench eval clean help browser
+.PHONY: install run test lint bench eval clean help browser rasa-venv
 
 help:
 	@echo "make run | test | lint | bench | eval | clean"
@@ -25,7 +29,19 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-run: install
+$(RASA_STAMP):
+	@if [ -z "$(PYTHON310)" ]; then \
+		echo "Python 3.10 not found (set PYTHON310=...): the bot runs retrieval-only and Rasa tests skip"; \
+	else \
+		set -e; test -x $(RASA_VENV)/bin/python || $(PYTHON310) -m venv $(RASA_VENV); \
+		$(RASA_VENV)/bin/pip install -q 'rasa==3.6.21' jieba; \
+		touch $@; \
+	fi
+
+rasa-venv: $(RASA_STAMP)
+
+# Trains the Rasa model when bot/rasa changed (cached by content hash), starts Rasa + actions.
+run: install rasa-venv
 	$(BIN)/huiliu run
 
 # sentence-transformers is optional (EMBEDDING_MODEL=<any HF model>); its tests need the packaged
@@ -42,18 +58,19 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
 	else echo "Chromium missing and not root: browser tests will be skipped (apt-get install chromium fonts-wqy-zenhei)"; fi
 
-test: install $(VENV)/.installed-st browser
+test: install $(VENV)/.installed-st rasa-venv browser
 	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy gateway bot connectors knowledge_index ticketing
 
-bench: install
+bench: install rasa-venv
 	$(BIN)/huiliu bench
 
-eval: install
+eval: install rasa-venv
 	$(BIN)/huiliu eval all $(EVAL)
+	$(BIN)/huiliu eval nlu
 
 clean:
-	rm -rf $(VENV) .huiliu .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RASA_VENV) .huiliu .pytest_cache .mypy_cache .ruff_cache

@@ -73,7 +73,7 @@ class DialogueBot:
             msg = msg.model_copy(update={"text": text})
         is_command = text.strip().startswith("/")
         hits = [] if is_command or not text.strip() else await self.kb.search(text, self.k)
-        hits_json = [h for h in (_hit_json(hit, self.kb) for hit in hits) if h]
+        hits_json = self.hits_json(hits)
 
         top = hits[0] if hits else None
         if (top and top.score >= self.fast_path_score and not mem.awaiting
@@ -84,7 +84,7 @@ class DialogueBot:
 
         if not self.breaker.allow():
             return await self._degraded(msg, hits, "circuit open")
-        metadata = await self._metadata(msg, text, hits_json, mem)
+        metadata = await self.metadata(msg, text, hits_json, mem)
         try:
             messages = await self.rasa.message(conv, text, metadata)
         except RasaUnavailable as exc:
@@ -99,14 +99,18 @@ class DialogueBot:
         await self._remember(conv, mem, reply, hits_json, quick=quick, awaiting=awaiting)
         return reply
 
+    def hits_json(self, hits: list[Hit]) -> list[dict[str, Any]]:
+        return [h for h in (_hit_json(hit, self.kb) for hit in hits) if h]
+
     async def _degraded(self, msg: InboundMessage, hits: list[Hit], why: str) -> BotReply:
         log.warning("bot degraded (retrieval only): %s", why)
         reply = await self.fallback.reply(msg, hits=hits or None)
         return BotReply(reply.parts, reply.escalate, reply.article_id, reply.score, engine="degraded",
                         details={**reply.details, "degraded": why})
 
-    async def _metadata(self, msg: InboundMessage, text: str, hits: list[dict[str, Any]],
-                        mem: Memory) -> dict[str, Any]:
+    async def metadata(self, msg: InboundMessage, text: str, hits: list[dict[str, Any]],
+                       mem: Memory) -> dict[str, Any]:
+        """What Rasa's actions get in ``metadata["huiliu"]``: hits, orders, the last answer, language."""
         found: dict[str, Any] = {}
         for number in order_numbers_in(text):
             order = await self.orders.find(number)

@@ -162,13 +162,14 @@ async def bench_ingest(settings: Settings, n: int, concurrency: int) -> dict[str
 
 
 # --- (b) answer path -------------------------------------------------------------------------------
-async def bench_answer_path(settings: Settings, embedder: Any, n: int, levels: list[int]) -> dict[str, Any]:
+async def bench_answer_path(settings: Settings, embedder: Any, n: int, levels: list[int], *,
+                            rasa_url: str | None = None, questions: list[str] = QUESTIONS) -> dict[str, Any]:
     from gateway.runtime import open_services, start_workers
 
     out: dict[str, Any] = {}
     async with open_services(settings, embedder=embedder) as rt:
         s = rt.services
-        start_workers(rt)
+        start_workers(rt, rasa_url=rasa_url)
         # The delivery consumer would remove replies before we see them; we measure up to the stream.
         for consumer in rt.consumers:
             if consumer.group == "delivery":
@@ -200,7 +201,7 @@ async def bench_answer_path(settings: Settings, embedder: Any, n: int, levels: l
                     msg = InboundMessage.build(
                         channel=Channel.WEBCHAT, external_message_id=f"{key}:{i}", conversation_key=key,
                         customer=CustomerRef(channel=Channel.WEBCHAT, external_id=key),
-                        text=QUESTIONS[i % len(QUESTIONS)], sent_at=s.clock())
+                        text=questions[i % len(questions)], sent_at=s.clock())
                     fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
                     pending[msg.message_id] = fut
                     t0 = time.perf_counter()
@@ -213,6 +214,78 @@ async def bench_answer_path(settings: Settings, embedder: Any, n: int, levels: l
         stop.set()
         await reader_task
     return out
+
+
+# --- (d) with Rasa: the gateway around Rasa vs. Rasa's REST webhook driven directly ---------------
+# Paraphrases and dialogue turns: none is a near-verbatim KB phrasing, so none takes the fast path.
+RASA_QUESTIONS = [
+    "请问退款大概几天能到账啊", "能开增值税专用发票吗", "买完就降价了可以补差价不", "快递好几天都不动了",
+    "嗨，在不在呀", "你们家支持花呗分期吗", "优惠券为什么用不了", "我的订单到哪了",
+]
+
+
+async def bench_rasa_direct(rasa_url: str, payloads: list[tuple[str, dict[str, Any]]], n: int,
+                            concurrency: int) -> Latencies:
+    """Baseline: POST the same messages (with the same metadata) straight to Rasa's REST channel."""
+    samples: list[float] = []
+    counter = iter(range(n))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        async def customer() -> None:
+            for i in counter:
+                text, metadata = payloads[i % len(payloads)]
+                body = {"sender": f"direct-{uuid.uuid4().hex[:12]}", "message": text, "metadata": metadata}
+                t0 = time.perf_counter()
+                async with http.post(f"{rasa_url}/webhooks/rest/webhook", json=body) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"Rasa answered {resp.status}")
+                samples.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(customer() for _ in range(concurrency)))
+        return Latencies(samples, time.perf_counter() - start)
+
+
+async def bench_rasa(settings: Settings, embedder: Any, n: int, concurrency: int) -> dict[str, Any]:
+    from bot import rasa_process
+    from bot.dialogue_bot import DialogueBot
+    from bot.dialogue_memory import Memory
+    from gateway.runtime import make_bot, open_services
+
+    model = await asyncio.to_thread(rasa_process.train, settings.rasa_venv, Path(".huiliu") / "rasa-models")
+    servers = rasa_process.RasaServers(settings.rasa_venv, model, settings.data_dir / "rasa-run",
+                                       settings.redis_url or "", settings.key_prefix, port=free_port(),
+                                       actions_port=free_port())
+    await servers.start()
+    try:
+        async with open_services(settings, embedder=embedder) as rt:
+            bot = make_bot(rt.services, servers.url)
+            assert isinstance(bot, DialogueBot)
+            payloads = []
+            for text in RASA_QUESTIONS:
+                msg = InboundMessage.build(channel=Channel.WEBCHAT, external_message_id=f"m:{text}",
+                                           conversation_key="bench", text=text, sent_at=rt.services.clock(),
+                                           customer=CustomerRef(channel=Channel.WEBCHAT, external_id="b"))
+                hits = bot.hits_json(await rt.services.kb.search(text, 3))
+                payloads.append((text, await bot.metadata(msg, text, hits, Memory())))
+            await bench_rasa_direct(servers.url, payloads, 40, concurrency)  # warm-up
+        direct = (await bench_rasa_direct(servers.url, payloads, n, concurrency)).summary()
+        # Same number of messages in flight to Rasa as the baseline keeps: bot worker concurrency = c.
+        settings = settings.with_(bot_concurrency=concurrency)
+        through = await bench_answer_path(settings.with_(fast_path_score=2.0), embedder, n, [concurrency],
+                                          rasa_url=servers.url, questions=RASA_QUESTIONS)
+        mixed = await bench_answer_path(settings, embedder, n, [concurrency], rasa_url=servers.url,
+                                        questions=QUESTIONS + RASA_QUESTIONS)
+    finally:
+        servers.stop()
+    gateway = through[f"c{concurrency}"]
+    return {
+        "concurrency": concurrency,
+        "rasa_rest_direct": direct,
+        "gateway_with_rasa": gateway,
+        "ratio_gateway_vs_rasa_direct": round(gateway["per_s"] / direct["per_s"], 3),
+        "gateway_mixed_with_fast_path": mixed[f"c{concurrency}"],
+    }
 
 
 # --- (c) the model alone ---------------------------------------------------------------------------
@@ -256,6 +329,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print("ingest:", figures["ingest"], flush=True)
             figures["answer_path"] = await bench_answer_path(base, embedder, args.answer_n, args.levels)
             print("answer path:", figures["answer_path"], flush=True)
+            if not args.no_rasa:
+                figures["rasa"] = await bench_rasa(base, embedder, args.rasa_n, args.rasa_concurrency)
+                print("with rasa:", figures["rasa"], flush=True)
             best = max(v["per_s"] for v in figures["answer_path"].values())
             figures["answer_path_vs_encoder_single"] = round(best / figures["encoder"]["single_per_s"], 3)
             return figures
@@ -271,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ingest-concurrency", type=int, default=32)
     p.add_argument("--answer-n", type=int, default=600)
     p.add_argument("--levels", type=lambda v: [int(x) for x in v.split(",")], default=[1, 8, 32])
+    p.add_argument("--rasa-n", type=int, default=400)
+    p.add_argument("--rasa-concurrency", type=int, default=16)
+    p.add_argument("--no-rasa", action="store_true", help="skip the Rasa part (no Rasa venv)")
     args = p.parse_args(argv)
     figures = asyncio.run(run(args))
     print(json.dumps(figures, ensure_ascii=False))
