@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
         result = subprocess.run(
             [str(rasa_bin(args.venv)), "test", "nlu", "--cross-validation", "--folds", str(args.folds),
              "--config", "config.yml", "--nlu", "data/nlu.yml", "--out", out],
-            cwd=PROJECT_DIR, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            cwd=PROJECT_DIR, capture_output=True, text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "RASA_CACHE_DIRECTORY": str(Path(out) / "cache")},
         )
         report_path = Path(out) / "intent_report.json"
         if result.returncode != 0 or not report_path.exists():

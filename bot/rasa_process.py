@@ -59,7 +59,10 @@ def train(venv: Path, models_dir: Path, project: Path = PROJECT_DIR) -> Path:
     result = subprocess.run(
         [str(rasa_bin(venv)), "train", "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
          "--out", str(models_dir.resolve()), "--fixed-model-name", name],
-        cwd=project, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        cwd=project, capture_output=True, text=True,
+        # Rasa's training cache goes next to the models, never into the source tree.
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+             "RASA_CACHE_DIRECTORY": str((models_dir / "cache").resolve())},
     )
     if result.returncode != 0 or not model.exists():
         raise RasaSetupError(
@@ -68,16 +71,23 @@ def train(venv: Path, models_dir: Path, project: Path = PROJECT_DIR) -> Path:
     return model
 
 
+def rasa_key_prefix(key_prefix: str) -> str:
+    """Rasa's Redis stores accept only alphanumeric prefixes and silently fall back to a shared
+    default otherwise (then deployments and test runs would read each other's trackers)."""
+    return "".join(ch for ch in key_prefix if ch.isalnum()) + "rasa"
+
+
 def endpoints_yaml(redis_url: str, key_prefix: str, action_url: str) -> str:
     """Rasa's endpoints.yml: trackers and locks in our Redis, actions on the action server."""
+    prefix = rasa_key_prefix(key_prefix)
     u = urlparse(redis_url)
     db = (u.path or "/0").lstrip("/") or "0"
     password = f"\n  password: {u.password}" if u.password else ""
     common = f"url: {u.hostname or '127.0.0.1'}\n  port: {u.port or 6379}\n  db: {db}{password}"
     return (
         f"action_endpoint:\n  url: {action_url}\n"
-        f"tracker_store:\n  type: redis\n  {common}\n  key_prefix: {key_prefix}:rasa\n  record_exp: 604800\n"
-        f"lock_store:\n  type: redis\n  {common}\n  key_prefix: {key_prefix}:rasa-lock\n"
+        f"tracker_store:\n  type: redis\n  {common}\n  key_prefix: {prefix}\n  record_exp: 604800\n"
+        f"lock_store:\n  type: redis\n  {common}\n  key_prefix: {prefix}lock\n"
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot import rasa_process
-from gateway.redis_conn import free_port
+from gateway.redis_conn import connect, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RASA_VENV = ROOT / ".venv-rasa"
@@ -31,3 +31,7 @@ async def rasa(redis_url: str) -> AsyncIterator[rasa_process.RasaServers]:
         await servers.start()
         yield servers
         servers.stop()
+    client = connect(redis_url)  # the session's trackers and locks
+    async for key in client.scan_iter(match=f"{rasa_process.rasa_key_prefix(servers.key_prefix)}*"):
+        await client.delete(key)
+    await client.aclose()

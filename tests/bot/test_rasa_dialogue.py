@@ -57,7 +57,9 @@ async def test_greeting_is_answered_by_rasa(chat: Chat) -> None:
 
 
 async def test_faq_paraphrase_answered_from_the_index_through_rasa(chat: Chat, runtime: Runtime) -> None:
-    [reply] = await chat.say("请问退款大概几天能到账啊")
+    replies = await chat.say("请问退款大概几天能到账啊")
+    assert len(replies) == 1, [(r.text, r.quick_replies) for r in replies]
+    reply = replies[0]
     assert reply.metadata["engine"] == "rasa"
     assert reply.text == runtime.services.kb.article("refund-time").answer  # type: ignore[union-attr]
 
@@ -133,3 +135,14 @@ async def test_rasa_killed_then_back(runtime: Runtime, rasa: rasa_process.RasaSe
 
     await eventually(back, timeout=30)
     assert not chat.bot.degraded
+
+
+async def test_rasa_trackers_live_under_our_prefix(
+    chat: Chat, rasa: rasa_process.RasaServers, runtime: Runtime
+) -> None:
+    # Regression: Rasa ignores a non-alphanumeric key_prefix and falls back to a shared default,
+    # which made conversations of one test run continue in the next.
+    [reply] = await chat.say("我的订单到哪了")
+    assert reply.metadata["engine"] == "rasa"
+    key = f"{rasa_process.rasa_key_prefix(rasa.key_prefix)}:tracker:{chat.conversation_id}"
+    assert await runtime.services.redis.exists(key)
