@@ -153,6 +153,7 @@ class DialogueBot:
                 parts.append(ReplyPart(text, quick))
         escalate: EscalationReason | None = None
         answered: str | None = None
+        details: dict[str, object] = {}
         for custom in self._customs(messages):
             if custom.get("escalate"):
                 try:
@@ -161,10 +162,15 @@ class DialogueBot:
                     escalate = EscalationReason.LOW_CONFIDENCE
             if custom.get("answered"):
                 answered = str(custom["answered"])
+            if isinstance(custom.get("return_request"), dict):
+                # Kept on the reply (and so in the escalation/ticket details if one follows) and
+                # logged; after-sales records are the ticketing issue's work.
+                details["return_request"] = custom["return_request"]
+                log.info("return/exchange request registered: %s", custom["return_request"])
         if not parts and escalate is None:
             # Rasa said nothing: never leave the customer without an answer.
             return BotReply.text("抱歉，我没太明白，能换个说法吗？也可以回复“转人工”。", engine="rasa")
-        return BotReply(tuple(parts), escalate, article_id=answered, engine="rasa")
+        return BotReply(tuple(parts), escalate, article_id=answered, engine="rasa", details=details)
 
     async def _remember(self, conv: str, mem: Memory, reply: BotReply, hits: list[dict[str, Any]], *,
                         quick: list[QuickReply], awaiting: str | None) -> None:

@@ -146,3 +146,12 @@ async def test_rasa_trackers_live_under_our_prefix(
     assert reply.metadata["engine"] == "rasa"
     key = f"{rasa_process.rasa_key_prefix(rasa.key_prefix)}:tracker:{chat.conversation_id}"
     assert await runtime.services.redis.exists(key)
+
+
+async def test_return_form_collects_number_and_reason(chat: Chat) -> None:
+    [ask_number] = await chat.say("这个东西我要退掉，帮我办一下")
+    assert "订单号" in ask_number.text
+    [ask_reason] = await chat.say("订单号是10086")
+    assert "原因" in ask_reason.text
+    [done] = await chat.say("尺码不合适")
+    assert "10086" in done.text and "尺码不合适" in done.text
