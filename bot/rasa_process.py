@@ -121,16 +121,19 @@ class RasaServers:
     def start_actions(self) -> None:
         self._spawn("actions", ["run", "actions", "--actions", "actions", "-p", str(self.actions_port)])
 
+    def rasa_args(self) -> list[str]:
+        """``rasa run`` arguments. Paths are absolute: Rasa runs in the project dir, and a relative
+        ``--endpoints`` that does not resolve there is silently ignored (no actions, no Redis stores)."""
+        run_dir = self.run_dir.resolve()
+        return ["run", "--enable-api", "-i", "127.0.0.1", "-p", str(self.port), "-m", str(self.model.resolve()),
+                "--endpoints", str(run_dir / "endpoints.yml"), "--credentials", str(run_dir / "credentials.yml")]
+
     def start_rasa(self) -> None:
-        endpoints = self.run_dir / "endpoints.yml"
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        endpoints.write_text(endpoints_yaml(self.redis_url, self.key_prefix,
-                                            f"http://127.0.0.1:{self.actions_port}/webhook"))
-        credentials = self.run_dir / "credentials.yml"
-        credentials.write_text("rest:\n")
-        self._spawn("rasa", ["run", "--enable-api", "-i", "127.0.0.1", "-p", str(self.port),
-                             "-m", str(self.model.resolve()), "--endpoints", str(endpoints),
-                             "--credentials", str(credentials)])
+        (self.run_dir / "endpoints.yml").write_text(endpoints_yaml(
+            self.redis_url, self.key_prefix, f"http://127.0.0.1:{self.actions_port}/webhook"))
+        (self.run_dir / "credentials.yml").write_text("rest:\n")
+        self._spawn("rasa", self.rasa_args())
 
     async def start(self, timeout: float = 180.0) -> None:
         self.start_actions()

@@ -30,3 +30,15 @@ def test_model_hash_changes_with_training_data_only(tmp_path: Path) -> None:
     nlu = copy / "data" / "nlu.yml"
     nlu.write_text(nlu.read_text() + "\n")
     assert project_hash(copy) != before
+
+
+def test_rasa_gets_absolute_paths_even_from_a_relative_data_dir() -> None:
+    # Regression: `huiliu run` with the default relative data dir passed a relative --endpoints, which
+    # Rasa (running in bot/rasa) silently ignored: no action server, no Redis trackers.
+    from bot.rasa_process import RasaServers
+
+    servers = RasaServers(Path(".venv-rasa"), Path(".huiliu/rasa-models/m.tar.gz"), Path(".huiliu/rasa-run"),
+                          "redis://127.0.0.1:6379/0", "huiliu")
+    args = servers.rasa_args()
+    for flag in ("-m", "--endpoints", "--credentials"):
+        assert Path(args[args.index(flag) + 1]).is_absolute(), flag
