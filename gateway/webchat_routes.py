@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -77,9 +76,10 @@ def setup_webchat(app: web.Application, services: Services) -> None:
                 for last, fields in entries:
                     data = fields[b"e"].decode()
                     await resp.write(f"id: {last}\nevent: message\ndata: {data}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the browser went away; EventSource reconnects with Last-Event-ID
         finally:
+            # Also runs on cancellation (server shutdown), which is re-raised, not swallowed.
             await redis.aclose()
         return resp
 
