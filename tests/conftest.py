@@ -98,7 +98,9 @@ async def engine(db_kind: str, pg_schema: str | None, tmp_path: Path) -> AsyncIt
         eng = make_engine(PG_URL, pg_schema=pg_schema)
         await upgrade(eng)
         async with eng.begin() as conn:  # tables are shared by the run: start every test empty
-            await conn.execute(text("TRUNCATE tickets, messages, conversations, articles RESTART IDENTITY"))
+            await conn.execute(text(
+                "TRUNCATE ticket_events, tickets, messages, conversations, articles, orders, agents RESTART IDENTITY"
+            ))
     else:
         eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
         await upgrade(eng)

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.db.conversations import set_state
 from gateway.db.engine import insert_ignore
-from gateway.db.schema import tickets
+from gateway.db.schema import ticket_events, tickets
 from gateway.models import ConversationState
+from ticketing.lifecycle import TicketStatus
 
 
 class EscalationReason(StrEnum):
@@ -93,7 +94,7 @@ async def escalate_in(
     result = await conn.execute(
         insert_ignore(conn, tickets, ["open_key"]).values(
             conversation_id=conversation_id,
-            status="open",
+            status=TicketStatus.NEW.value,
             reason=reason.value,
             summary=summary[:2000],
             open_key=conversation_id,
@@ -105,7 +106,12 @@ async def escalate_in(
     created = (result.rowcount or 0) > 0
     await set_state(conn, conversation_id, ConversationState.QUEUED)
     row = (await conn.execute(select(tickets).where(tickets.c.open_key == conversation_id))).one()
-    return Escalation(_ticket(row._mapping), created)
+    ticket = _ticket(row._mapping)
+    if created:
+        await conn.execute(ticket_events.insert().values(
+            ticket_id=ticket.id, at=now, actor="bot", kind="escalated",
+            data={"reason": reason.value, **(details or {})}))
+    return Escalation(ticket, created)
 
 
 def _ticket(m: Any) -> Ticket:

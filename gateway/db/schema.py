@@ -86,8 +86,47 @@ tickets = Table(
     Column("details", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="2"),  # 0 = P0 (most urgent) .. 3
+    Column("priority_reasons", JSON, nullable=False, server_default="[]"),
+    Column("skills", JSON, nullable=False, server_default="[]"),
+    Column("tier", String(16), nullable=False, server_default="normal"),
+    Column("channel", String(32)),
+    Column("assignee_id", String(64)),
+    # SLA due times are data: a scheduler scans them, so timers survive restarts.
+    Column("first_response_due", DateTime(timezone=True)),
+    Column("next_response_due", DateTime(timezone=True)),
+    Column("resolution_due", DateTime(timezone=True)),
+    Column("first_responded_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("reopened_count", Integer, nullable=False, server_default="0"),
+    Column("csat", Integer),
+    Column("csat_comment", Text),
     UniqueConstraint("open_key", name="uq_tickets_open_key"),
     Index("ix_tickets_conversation", "conversation_id"),
+    Index("ix_tickets_assignee", "assignee_id"),
+)
+
+ticket_events = Table(
+    "ticket_events",
+    metadata,
+    # Append-only audit log: every change to a ticket, who made it and when. Never updated.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_ticket_events_ticket", "ticket_id", "id"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("skills", JSON, nullable=False),
+    Column("max_concurrent", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 orders = Table(

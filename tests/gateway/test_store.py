@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -86,3 +87,41 @@ async def test_articles_crud(engine: AsyncEngine) -> None:
     assert await store.count() == 1
     assert await store.delete("return-how") and not await store.delete("return-how")
     assert await store.set_status("missing", ArticleStatus.PUBLISHED) is None
+
+
+async def test_escalation_starts_the_audit_log(engine: AsyncEngine) -> None:
+    from gateway.db.schema import ticket_events
+
+    convs, store = ConversationStore(engine), TicketStore(engine)
+    await convs.record_inbound(inbound("1", "转人工"))
+    first = await store.escalate("webchat:v_abc", EscalationReason.ASKED_FOR_HUMAN, summary="转人工", now=NOW,
+                                 details={"message_id": "in_1"})
+    await store.escalate("webchat:v_abc", EscalationReason.ASKED_FOR_HUMAN, summary="转人工", now=NOW)
+    assert first.ticket.status == "new"
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(ticket_events))).all()
+    assert [(r.ticket_id, r.actor, r.kind, r.data) for r in rows] == [
+        (first.ticket.id, "bot", "escalated", {"reason": "asked_for_human", "message_id": "in_1"})]
+
+
+async def test_upgrade_renames_foundation_open_tickets_to_new(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from gateway.db.engine import make_engine
+    from gateway.db.migrate import upgrade
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        await upgrade(eng, "0002")
+        async with eng.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO conversations VALUES ('c', 'webchat', 'k', 'x', NULL, 'queued', :t, :t)"), {"t": NOW})
+            await conn.execute(text(
+                "INSERT INTO tickets (conversation_id, status, reason, summary, open_key, details, created_at,"
+                " updated_at) VALUES ('c', 'open', 'out_of_scope', 's', 'c', '{}', :t, :t)"), {"t": NOW})
+        await upgrade(eng)
+        async with eng.connect() as conn:
+            status, priority = (await conn.execute(text("SELECT status, priority FROM tickets"))).one()
+        assert (status, priority) == ("new", 2)
+    finally:
+        await eng.dispose()
