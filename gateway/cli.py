@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                             add_help=False)
     ret.add_argument("rest", nargs=argparse.REMAINDER)
     ev_sub.add_parser("nlu", help="[--folds N] [--json OUT] Rasa NLU cross-validation", add_help=False)
+    ev_sub.add_parser("sentiment", help="PATH [--json OUT] sentiment/anger AUROC and F1", add_help=False)
     allp = ev_sub.add_parser("all", help="every retrieval set under ROOT, one table")
     allp.add_argument("root", nargs="?", default="../shared/eval")
     ev.set_defaults(func=_cmd_eval)
@@ -174,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.bench import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:2] == ["eval", "sentiment"]:
+        from ticketing.sentiment_eval import main as sentiment_main
+
+        return sentiment_main(argv[2:])
     if argv[:2] == ["eval", "nlu"]:
         from bot.nlu_eval import main as nlu_main
 
