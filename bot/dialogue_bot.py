@@ -71,14 +71,17 @@ class DialogueBot:
         mem.language = language_of(text, mem.language or (msg.customer.language or "zh")[:2])
         if text != msg.text:
             msg = msg.model_copy(update={"text": text})
-        is_command = text.strip().startswith("/")
-        hits = [] if is_command or not text.strip() else await self.kb.search(text, self.k)
+        if not text.strip():
+            # A photo or file with no words: nothing for NLU to read; a human looks at it.
+            return await self.fallback.reply(msg)
+        hits = [] if text.strip().startswith("/") else await self.kb.search(text, self.k)
         hits_json = self.hits_json(hits)
 
         top = hits[0] if hits else None
-        if (top and top.score >= self.fast_path_score and not mem.awaiting
+        article = self.kb.article(top.article_id) if top else None
+        if (top and article and top.score >= self.fast_path_score and not mem.awaiting
                 and top.score >= self.kb.retriever.threshold):
-            reply = self.fallback.answer(self.kb.article(top.article_id), top)  # type: ignore[arg-type]
+            reply = self.fallback.answer(article, top)
             await self._remember(conv, mem, reply, hits_json, quick=[], awaiting=None)
             return BotReply(reply.parts, reply.escalate, reply.article_id, reply.score, engine="fast_path")
 

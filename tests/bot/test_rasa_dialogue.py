@@ -155,3 +155,12 @@ async def test_return_form_collects_number_and_reason(chat: Chat) -> None:
     assert "原因" in ask_reason.text
     [done] = await chat.say("尺码不合适")
     assert "10086" in done.text and "尺码不合适" in done.text
+
+
+async def test_attachment_without_text_goes_to_a_human(chat: Chat, runtime: Runtime) -> None:
+    from bot.replies import ATTACHMENT_ONLY
+
+    [reply] = await chat.say("")
+    assert reply.text == ATTACHMENT_ONLY["zh"]
+    [ticket] = await runtime.services.tickets.list_open()
+    assert ticket.conversation_id == chat.conversation_id
