@@ -30,6 +30,7 @@ from gateway.models import (
 )
 from gateway.streams import PoisonMessage, StreamBus
 from ticketing.escalation import TicketStore, escalate_in
+from ticketing.service import TicketService
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class BotWorker:
         tickets: TicketStore,
         bot: Bot,
         clock: Callable[[], datetime],
+        ticket_service: TicketService | None = None,
         lock_ttl_ms: int = 30_000,
     ) -> None:
         self.redis = redis
@@ -68,6 +70,7 @@ class BotWorker:
         self.tickets = tickets
         self.bot = bot
         self.clock = clock
+        self.ticket_service = ticket_service
         self.lock_ttl_ms = lock_ttl_ms
         self._unlock = redis.register_script(_UNLOCK_LUA)
 
@@ -87,11 +90,16 @@ class BotWorker:
         received = ConversationEvent(kind=EventKind.MESSAGE_RECEIVED, conversation_id=conv_id,
                                      message_id=msg.message_id, data={"text": msg.text[:500]})
         if (await self.conversations.state(conv_id) or ConversationState.BOT) != ConversationState.BOT:
-            # A human owns the conversation (or will soon): the bot stays silent; the message is in
-            # the transcript and on the live event channel for the agent.
-            await self.conversations.record_inbound(msg)
-            await self._publish([received])
-            return None
+            # Queued, with an agent, or resolved: the ticket decides (a resolved ticket reopens when
+            # the customer writes within the window; after it, or after a hand-back, the bot answers).
+            async with self.conversations.engine.begin() as conn:
+                await insert_inbound(conn, msg)
+                human = (await self.ticket_service.on_customer_message(conn, conv_id, self.clock())
+                         if self.ticket_service else True)
+            if human:
+                # The bot stays silent; the message is in the transcript and on the live channel.
+                await self._publish([received])
+                return None
         # Deciding (retrieval, dialogue engine) happens before the transaction opens, so no write lock
         # is held while we think.
         reply = await self.bot.reply(msg)

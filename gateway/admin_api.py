@@ -15,6 +15,8 @@ from gateway.http_errors import ApiError, Handler
 from gateway.models import utcnow
 from gateway.services import Services
 from knowledge_index.article import Article, ArticleStatus
+from ticketing.lifecycle import InvalidTransition
+from ticketing.service import TicketNotFound
 
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -31,6 +33,14 @@ def _require_admin(services: Services) -> Any:
         return await handler(request)
 
     return middleware
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _article_json(a: Article) -> dict[str, Any]:
@@ -145,7 +155,54 @@ def setup_admin_api(app: web.Application, services: Services) -> None:
             "messages": [{**dataclasses.asdict(line), "created_at": line.created_at.isoformat()} for line in lines],
         })
 
+    # --- agent actions on tickets (the agent console arrives with the web console issue) ----------
+    svc = services.ticket_service
+
+    def _agent(data: dict[str, Any]) -> str:
+        agent = data.get("agent_id")
+        if not isinstance(agent, str) or not 1 <= len(agent) <= 64:
+            raise ApiError(400, "bad_request", "agent_id (1-64 characters) is required")
+        return agent
+
+    def _ticket_action(action: str) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                ticket_id = int(request.match_info["id"])
+            except ValueError as exc:
+                raise ApiError(404, "not_found", "no such ticket") from exc
+            data = await _json_body(request)
+            agent = _agent(data)
+            try:
+                if action == "assign":
+                    result: dict[str, Any] = await svc.assign(ticket_id, agent, actor=agent)
+                elif action == "resolve":
+                    result = await svc.resolve(ticket_id, actor=agent)
+                elif action == "hand-back":
+                    result = await svc.hand_back(ticket_id, actor=agent)
+                else:
+                    text = data.get("text")
+                    if not isinstance(text, str) or not text.strip() or len(text) > 4000:
+                        raise ApiError(400, "bad_request", "text must be 1-4000 characters")
+                    out = await svc.reply(ticket_id, agent_id=agent, text=text.strip())
+                    result = {"message_id": out.message_id}
+            except TicketNotFound as exc:
+                raise ApiError(404, "not_found", str(exc)) from exc
+            except InvalidTransition as exc:
+                raise ApiError(409, "invalid_transition", str(exc)) from exc
+            return web.json_response(_jsonable(result))
+
+        return handler
+
+    async def get_ticket(request: web.Request) -> web.Response:
+        try:
+            return web.json_response(_jsonable(await svc.get(int(request.match_info["id"]))))
+        except (ValueError, TicketNotFound) as exc:
+            raise ApiError(404, "not_found", "no such ticket") from exc
+
     r = app.router
+    r.add_get("/api/tickets/{id}", get_ticket)
+    for action in ("assign", "reply", "resolve", "hand-back"):
+        r.add_post(f"/api/tickets/{{id}}/{action}", _ticket_action(action))
     r.add_get("/api/kb/articles", list_articles)
     r.add_post("/api/kb/articles", create_article)
     r.add_get("/api/kb/articles/{id}", get_article)

@@ -48,6 +48,7 @@ from gateway.telegram_poller import poll_telegram
 from knowledge_index.article import load_kb_jsonl
 from knowledge_index.embedder import Embedder, load_embedder
 from ticketing.escalation import TicketStore
+from ticketing.service import TicketService
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,10 @@ async def open_services(
                 webhook_secret=settings.telegram_webhook_secret,
                 api_base=settings.telegram_api_base,
             )
+        bus = StreamBus(redis, keys, dedupe_ttl_s=settings.dedupe_ttl_s)
         services = Services(
-            settings=settings, redis=redis, keys=keys, engine=engine,
-            bus=StreamBus(redis, keys, dedupe_ttl_s=settings.dedupe_ttl_s),
+            settings=settings, redis=redis, keys=keys, engine=engine, bus=bus,
+            ticket_service=TicketService(engine, bus, utcnow),
             conversations=ConversationStore(engine), tickets=TicketStore(engine), kb=kb,
             connectors=Connectors(instances), clock=utcnow,
         )
@@ -144,7 +146,7 @@ def start_workers(runtime: Runtime, *, name: str | None = None, telegram_polling
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     s.bot = make_bot(s, rasa_url)
     bot = BotWorker(redis=s.redis, keys=s.keys, bus=s.bus, conversations=s.conversations, tickets=s.tickets,
-                    bot=s.bot, clock=s.clock)
+                    bot=s.bot, clock=s.clock, ticket_service=s.ticket_service)
     delivery = DeliveryWorker(redis=s.redis, keys=s.keys, connectors=s.connectors,
                               conversations=s.conversations, tickets=s.tickets, clock=s.clock)
     def make(stream: str, group: str, handler: Handler, concurrency: int) -> StreamConsumer:

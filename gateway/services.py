@@ -17,6 +17,7 @@ from gateway.keys import Keys
 from gateway.knowledge import KnowledgeService
 from gateway.streams import StreamBus
 from ticketing.escalation import TicketStore
+from ticketing.service import TicketService
 
 
 @dataclass
@@ -31,4 +32,5 @@ class Services:
     kb: KnowledgeService
     connectors: Connectors
     clock: Callable[[], datetime]
+    ticket_service: TicketService
     bot: Any = None  # set by start_workers: the RetrievalBot or DialogueBot answering this process

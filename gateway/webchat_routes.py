@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from connectors.base import VerificationError
@@ -16,6 +18,7 @@ from gateway.services import Services
 from gateway.streams import read_entries
 from gateway.webhooks import read_request, verify_and_parse
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 SSE_KEEPALIVE_S = 15.0
@@ -76,8 +79,10 @@ def setup_webchat(app: web.Application, services: Services) -> None:
                 for last, fields in entries:
                     data = fields[b"e"].decode()
                     await resp.write(f"id: {last}\nevent: message\ndata: {data}\n\n".encode())
-        except ConnectionResetError:
-            pass  # the browser went away; EventSource reconnects with Last-Event-ID
+        except (ConnectionResetError, aioredis.RedisError) as exc:
+            # The browser went away, or Redis blinked mid-stream: end this stream; EventSource
+            # reconnects with Last-Event-ID and misses nothing.
+            log.info("web chat event stream ended: %s", type(exc).__name__)
         finally:
             # Also runs on cancellation (server shutdown), which is re-raised, not swallowed.
             await redis.aclose()

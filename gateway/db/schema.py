@@ -9,7 +9,6 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +18,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from gateway.db.types import UtcDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -39,8 +40,8 @@ articles = Table(
     Column("tags", JSON, nullable=False),
     Column("language", String(16), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 conversations = Table(
@@ -52,8 +53,8 @@ conversations = Table(
     Column("customer_external_id", String(256), nullable=False),
     Column("customer_name", String(256)),
     Column("state", String(16), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 messages = Table(
@@ -68,7 +69,7 @@ messages = Table(
     Column("text", Text, nullable=False),
     Column("attachments", JSON, nullable=False),
     Column("raw", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Index("ix_messages_conversation_created", "conversation_id", "created_at"),
 )
 
@@ -84,8 +85,8 @@ tickets = Table(
     # conversation" constraint (partial unique indexes differ between SQLite and PostgreSQL).
     Column("open_key", String(300)),
     Column("details", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Column("priority", Integer, nullable=False, server_default="2"),  # 0 = P0 (most urgent) .. 3
     Column("priority_reasons", JSON, nullable=False, server_default="[]"),
     Column("skills", JSON, nullable=False, server_default="[]"),
@@ -93,11 +94,11 @@ tickets = Table(
     Column("channel", String(32)),
     Column("assignee_id", String(64)),
     # SLA due times are data: a scheduler scans them, so timers survive restarts.
-    Column("first_response_due", DateTime(timezone=True)),
-    Column("next_response_due", DateTime(timezone=True)),
-    Column("resolution_due", DateTime(timezone=True)),
-    Column("first_responded_at", DateTime(timezone=True)),
-    Column("resolved_at", DateTime(timezone=True)),
+    Column("first_response_due", UtcDateTime()),
+    Column("next_response_due", UtcDateTime()),
+    Column("resolution_due", UtcDateTime()),
+    Column("first_responded_at", UtcDateTime()),
+    Column("resolved_at", UtcDateTime()),
     Column("reopened_count", Integer, nullable=False, server_default="0"),
     Column("csat", Integer),
     Column("csat_comment", Text),
@@ -112,7 +113,7 @@ ticket_events = Table(
     # Append-only audit log: every change to a ticket, who made it and when. Never updated.
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("actor", String(64), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("data", JSON, nullable=False),
@@ -126,7 +127,7 @@ agents = Table(
     Column("name", String(128), nullable=False),
     Column("skills", JSON, nullable=False),
     Column("max_concurrent", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 orders = Table(
@@ -141,5 +142,5 @@ orders = Table(
     Column("items", JSON, nullable=False),
     Column("detail", Text, nullable=False),  # latest logistics line, Chinese
     Column("detail_en", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

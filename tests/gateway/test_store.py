@@ -125,3 +125,14 @@ async def test_upgrade_renames_foundation_open_tickets_to_new(tmp_path: Path) ->
         assert (status, priority) == ("new", 2)
     finally:
         await eng.dispose()
+
+
+async def test_datetimes_come_back_timezone_aware(engine: AsyncEngine) -> None:
+    # Regression: SQLite returned naive datetimes, and comparing one with the aware clock (the
+    # ticket reopen window) raised TypeError in the bot worker.
+    store = ConversationStore(engine)
+    await store.record_inbound(inbound("1"))
+    conv = await store.get("webchat:v_abc")
+    assert conv is not None and conv["created_at"].tzinfo is not None
+    [line] = await store.transcript("webchat:v_abc")
+    assert line.created_at == NOW and line.created_at.utcoffset() is not None
