@@ -141,7 +141,7 @@ def setup_admin_api(app: web.Application, services: Services) -> None:
     async def list_tickets(_request: web.Request) -> web.Response:
         tickets = await services.tickets.list_open()
         return web.json_response({"tickets": [
-            {**dataclasses.asdict(t), "created_at": t.created_at.isoformat()} for t in tickets
+            _jsonable(dataclasses.asdict(t)) for t in tickets
         ]})
 
     async def conversation(request: web.Request) -> web.Response:
@@ -151,8 +151,8 @@ def setup_admin_api(app: web.Application, services: Services) -> None:
             raise ApiError(404, "not_found", "no such conversation")
         lines = await services.conversations.transcript(conv_id)
         return web.json_response({
-            "conversation": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in conv.items()},
-            "messages": [{**dataclasses.asdict(line), "created_at": line.created_at.isoformat()} for line in lines],
+            "conversation": _jsonable(conv),
+            "messages": [_jsonable(dataclasses.asdict(line)) for line in lines],
         })
 
     # --- agent actions on tickets (the agent console arrives with the web console issue) ----------

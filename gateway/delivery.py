@@ -16,7 +16,6 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from connectors.registry import Connectors, UnknownChannel
-from gateway.db.conversations import ConversationStore
 from gateway.keys import Keys
 from gateway.models import DeliveryResult, OutboundMessage
 from gateway.streams import PoisonMessage
@@ -36,7 +35,6 @@ class DeliveryWorker:
         redis: aioredis.Redis,
         keys: Keys,
         connectors: Connectors,
-        conversations: ConversationStore,
         tickets: TicketStore,
         clock: Callable[[], datetime],
         delivered_ttl_s: int = 7 * 24 * 3600,
@@ -45,7 +43,6 @@ class DeliveryWorker:
         self.redis = redis
         self.keys = keys
         self.connectors = connectors
-        self.conversations = conversations
         self.tickets = tickets
         self.clock = clock
         self.delivered_ttl_s = delivered_ttl_s

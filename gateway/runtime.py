@@ -148,7 +148,7 @@ def start_workers(runtime: Runtime, *, name: str | None = None, telegram_polling
     bot = BotWorker(redis=s.redis, keys=s.keys, bus=s.bus, conversations=s.conversations, tickets=s.tickets,
                     bot=s.bot, clock=s.clock, ticket_service=s.ticket_service)
     delivery = DeliveryWorker(redis=s.redis, keys=s.keys, connectors=s.connectors,
-                              conversations=s.conversations, tickets=s.tickets, clock=s.clock)
+                              tickets=s.tickets, clock=s.clock)
     def make(stream: str, group: str, handler: Handler, concurrency: int) -> StreamConsumer:
         return StreamConsumer(redis=s.redis, keys=s.keys, stream=stream, group=group, name=name,
                               handler=handler, concurrency=concurrency, max_attempts=s.settings.max_attempts,

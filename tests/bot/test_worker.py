@@ -76,7 +76,7 @@ async def test_redelivered_entry_is_answered_once(runtime: Runtime) -> None:
         rows = (await conn.execute(select(messages.c.direction))).scalars().all()
     assert sorted(rows) == ["in", "out"]
     delivery = DeliveryWorker(redis=s.redis, keys=s.keys, connectors=s.connectors,
-                              conversations=s.conversations, tickets=s.tickets, clock=utcnow)
+                              tickets=s.tickets, clock=utcnow)
     entries = await s.redis.xrange(s.keys.outbound)
     assert len(entries) == 2  # both runs queued the same reply id ...
     results = [await delivery.handle(eid.decode(), fields) for eid, fields in entries]

@@ -149,7 +149,7 @@ async def test_delivery_failures_are_never_dropped(runtime: Runtime, permanent: 
               if permanent else DeliveryResult(ok=False, retry_after=60, error="Too Many Requests"))
     transport = _Failing(result)
     worker = DeliveryWorker(redis=s.redis, keys=s.keys, connectors=Connectors({Channel.TELEGRAM: transport}),
-                            conversations=s.conversations, tickets=s.tickets, clock=utcnow)
+                            tickets=s.tickets, clock=utcnow)
     out = OutboundMessage(channel=Channel.TELEGRAM, conversation_key="55", recipient=msg.customer, text="答复")
     if permanent:
         await worker.deliver(out)
