@@ -69,6 +69,35 @@ class Keys:
     def events_channel(self) -> str:
         return self._k("events")
 
+    # --- ticketing ---
+    def agent_presence(self, agent_id: str) -> str:
+        """``online``/``away`` with a TTL: an agent whose heartbeats stop expires to offline."""
+        return self._k("agent", "presence", agent_id)
+
+    @property
+    def agent_presence_index(self) -> str:
+        """Sorted set agent id -> last heartbeat (epoch s): who to check without SCAN."""
+        return self._k("agent", "presence", "index")
+
+    @property
+    def routing_lock(self) -> str:
+        """Serialises every assignment (dispatcher plans, claims, transfers): capacity is never overshot."""
+        return self._k("routing", "lock")
+
+    @property
+    def routing_kick(self) -> str:
+        """Pub/sub channel: "something changed, plan now" (new ticket, agent online, ticket freed)."""
+        return self._k("routing", "kick")
+
+    @property
+    def supervisor_alerts(self) -> str:
+        """Stream of SLA warnings/breaches and permanent delivery failures for the supervisor queue."""
+        return self._k("stream", "supervisor")
+
+    @property
+    def sla_scan_lock(self) -> str:
+        return self._k("sla", "scan", "lock")
+
     # --- health ---
     def heartbeat(self, component: str) -> str:
         return self._k("heartbeat", component)

@@ -170,6 +170,15 @@ class EventKind(StrEnum):
     BOT_REPLIED = "bot_replied"
     ESCALATED = "escalated"
     DELIVERY_FAILED = "delivery_failed"
+    # ticketing (data carries ticket_id, and assignee_id/skills where known, so live views filter
+    # without a database round trip)
+    TICKET_ASSIGNED = "ticket_assigned"
+    TICKET_UPDATED = "ticket_updated"
+    AGENT_REPLIED = "agent_replied"
+    NOTE_ADDED = "note_added"
+    SLA_WARNING = "sla_warning"
+    SLA_BREACHED = "sla_breached"
+    CSAT_RECORDED = "csat_recorded"
 
 
 class ConversationEvent(_Frozen):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -70,6 +71,7 @@ messages = Table(
     Column("attachments", JSON, nullable=False),
     Column("raw", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("sentiment", JSON),  # customer messages: ticketing.sentiment scores and reasons
     Index("ix_messages_conversation_created", "conversation_id", "created_at"),
 )
 
@@ -102,9 +104,20 @@ tickets = Table(
     Column("reopened_count", Integer, nullable=False, server_default="0"),
     Column("csat", Integer),
     Column("csat_comment", Text),
+    # The earliest instant an SLA warning or breach can fire; the scheduler scans this index.
+    Column("sla_next_check_at", UtcDateTime()),
+    Column("sla_fired", JSON, nullable=False, server_default="[]"),  # e.g. "first_response:warning"
+    Column("intent", String(64)),
+    Column("language", String(8), nullable=False, server_default="zh"),
+    Column("assigned_at", UtcDateTime()),
+    Column("last_customer_message_at", UtcDateTime()),
+    Column("csat_requested_at", UtcDateTime()),
+    Column("csat_at", UtcDateTime()),
     UniqueConstraint("open_key", name="uq_tickets_open_key"),
     Index("ix_tickets_conversation", "conversation_id"),
     Index("ix_tickets_assignee", "assignee_id"),
+    Index("ix_tickets_sla_next_check_at", "sla_next_check_at"),
+    Index("ix_tickets_status", "status"),
 )
 
 ticket_events = Table(
@@ -128,6 +141,56 @@ agents = Table(
     Column("skills", JSON, nullable=False),
     Column("max_concurrent", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("role", String(16), nullable=False, server_default="agent"),  # agent | supervisor | admin
+    Column("team", String(64), nullable=False, server_default="default"),
+    Column("token_hash", String(64)),  # sha256 of the API token; the token itself is never stored
+    Column("active", Boolean, nullable=False, server_default="1"),
+    UniqueConstraint("token_hash", name="uq_agents_token_hash"),
+)
+
+# A customer profile; identities on channels point at it. An identity is linked to an existing
+# profile only on proof (same order number, verified phone/email, an agent's explicit merge).
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256)),
+    Column("tier", String(16), nullable=False, server_default="normal"),  # normal | vip
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+customer_identities = Table(
+    "customer_identities",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("external_id", String(256), primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("proven_by", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_customer_identities_customer", "customer_id"),
+)
+
+canned_responses = Table(
+    "canned_responses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(128), nullable=False),
+    Column("text", Text, nullable=False),  # may contain {customer_name}, {order_number}, {agent_name}, {ticket_id}
+    Column("language", String(8), nullable=False, server_default="zh"),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Runtime switches an admin flips without a restart (e.g. the 双11 peak SLA profile).
+app_settings = Table(
+    "app_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("updated_by", String(64), nullable=False),
 )
 
 orders = Table(
