@@ -14,6 +14,7 @@ For each customer message of a bot-owned conversation:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from bot.circuit import CircuitBreaker, CircuitState
@@ -97,6 +98,12 @@ class DialogueBot:
             log.warning("dialogue engine back: Rasa answered again")
         self.breaker.record_success()
         reply = self._from_rasa(messages)
+        if reply.escalate is not None and "hits" not in reply.details:
+            # The ticket's skills come from the articles the bot considered: this turn's, or for
+            # "不是这个" (which retrieves nothing useful) the turn the customer rejected.
+            considered: list[dict[str, Any]] = hits_json or mem.last_hits or []
+            top3 = [{"article_id": h["article_id"], "score": h.get("score")} for h in considered[:3]]
+            reply = replace(reply, details={**reply.details, "hits": top3})
         awaiting = next((str(c["awaiting"]) for c in self._customs(messages) if c.get("awaiting")), None)
         quick = [q for part in reply.parts for q in part.quick_replies]
         await self._remember(conv, mem, reply, hits_json, quick=quick, awaiting=awaiting)
@@ -163,6 +170,9 @@ class DialogueBot:
                     escalate = EscalationReason(custom["escalate"])
                 except ValueError:
                     escalate = EscalationReason.LOW_CONFIDENCE
+            for key in ("intent", "failed_attempts"):
+                if custom.get(key) is not None:
+                    details[key] = custom[key]
             if custom.get("answered"):
                 answered = str(custom["answered"])
             if isinstance(custom.get("return_request"), dict):

@@ -18,6 +18,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
+from bot.replies import language_of
 from bot.reply import BotReply
 from gateway.db.conversations import ConversationStore, insert_inbound, insert_outbound, read_state
 from gateway.keys import Keys
@@ -29,8 +30,12 @@ from gateway.models import (
     OutboundMessage,
 )
 from gateway.streams import PoisonMessage, StreamBus
+from ticketing import csat
 from ticketing.escalation import TicketStore, escalate_in
-from ticketing.service import TicketService
+from ticketing.escalator import Escalator, score_json
+from ticketing.live import kick_router, publish
+from ticketing.sentiment import SentimentScorer
+from ticketing.service import CustomerTurn, TicketService
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,8 @@ class BotWorker:
         bot: Bot,
         clock: Callable[[], datetime],
         ticket_service: TicketService | None = None,
+        escalator: Escalator | None = None,
+        scorer: SentimentScorer | None = None,
         lock_ttl_ms: int = 30_000,
     ) -> None:
         self.redis = redis
@@ -71,6 +78,8 @@ class BotWorker:
         self.bot = bot
         self.clock = clock
         self.ticket_service = ticket_service
+        self.escalator = escalator
+        self.scorer = scorer
         self.lock_ttl_ms = lock_ttl_ms
         self._unlock = redis.register_script(_UNLOCK_LUA)
 
@@ -87,19 +96,39 @@ class BotWorker:
         """Record, decide, reply (returns the last reply message). All database writes of one message
         commit together."""
         conv_id = msg.conversation_id
-        received = ConversationEvent(kind=EventKind.MESSAGE_RECEIVED, conversation_id=conv_id,
-                                     message_id=msg.message_id, data={"text": msg.text[:500]})
+        sentiment = None
+        if self.scorer is not None and msg.text.strip():
+            # Scored for every customer message: priority reads the recent ones, agents see them.
+            sentiment = score_json(await asyncio.to_thread(self.scorer.score, msg.text))
+        data: dict[str, object] = {"text": msg.text[:500], **({"sentiment": sentiment} if sentiment else {})}
         if (await self.conversations.state(conv_id) or ConversationState.BOT) != ConversationState.BOT:
-            # Queued, with an agent, or resolved: the ticket decides (a resolved ticket reopens when
-            # the customer writes within the window; after it, or after a hand-back, the bot answers).
+            # Queued, with an agent, or resolved: the ticket decides (a resolved ticket records a CSAT
+            # rating or reopens when the customer writes within the window; after it, or after a
+            # hand-back, the bot answers).
             async with self.conversations.engine.begin() as conn:
-                await insert_inbound(conn, msg)
-                human = (await self.ticket_service.on_customer_message(conn, conv_id, self.clock())
-                         if self.ticket_service else True)
-            if human:
-                # The bot stays silent; the message is in the transcript and on the live channel.
-                await self._publish([received])
-                return None
+                await insert_inbound(conn, msg, sentiment=sentiment)
+                turn = (await self.ticket_service.on_customer_message(conn, conv_id, self.clock(), msg.text)
+                        if self.ticket_service else CustomerTurn(True))
+            if turn.human:
+                # The bot stays silent; the message is in the transcript and on the agents' live view.
+                for out in turn.replies:
+                    await self.bus.send(out)
+                live = [ConversationEvent(kind=EventKind.MESSAGE_RECEIVED, conversation_id=conv_id,
+                                          message_id=msg.message_id, data={**data, **(turn.event_data or {})})]
+                if turn.event_data and "csat" in turn.event_data:
+                    live.append(ConversationEvent(kind=EventKind.CSAT_RECORDED, conversation_id=conv_id,
+                                                  data=turn.event_data))
+                await self._publish(live)
+                return turn.replies[-1] if turn.replies else None
+        received = ConversationEvent(kind=EventKind.MESSAGE_RECEIVED, conversation_id=conv_id,
+                                     message_id=msg.message_id, data=data)
+        if csat.is_payload(msg.text):
+            # A late or repeated rating button press: recorded, never answered (the bot would not
+            # understand it and would open a ticket).
+            async with self.conversations.engine.begin() as conn:
+                await insert_inbound(conn, msg, sentiment=sentiment)
+            await self._publish([received])
+            return None
         # Deciding (retrieval, dialogue engine) happens before the transaction opens, so no write lock
         # is held while we think.
         reply = await self.bot.reply(msg)
@@ -119,18 +148,39 @@ class BotWorker:
             for n, part in enumerate(reply.parts)
         ]
         events = [received]
+        escalated = False
         async with self.conversations.engine.begin() as conn:
-            await insert_inbound(conn, msg)
+            await insert_inbound(conn, msg, sentiment=sentiment)
             if await read_state(conn, conv_id) != ConversationState.BOT:
                 return None  # taken over while we were deciding: the human answers, not the bot
             if reply.escalate is not None:
-                esc = await escalate_in(conn, conv_id, reply.escalate, summary=msg.text or "(attachment)",
-                                        now=self.clock(), details={"message_id": msg.message_id, **reply.details})
+                now = self.clock()
+                plan = None
+                summary = msg.text or "(attachment)"
+                details = {"message_id": msg.message_id, **reply.details}
+                if self.escalator is not None:
+                    esc, plan = await self.escalator.escalate(
+                        conn, conversation_id=conv_id, channel=msg.channel,
+                        customer_external_id=msg.customer.external_id, reason=reply.escalate, summary=summary,
+                        now=now, language=language_of(msg.text, msg.customer.language or "zh"), details=details)
+                    if plan is not None:  # tell the customer how long a human will take
+                        outs.append(OutboundMessage(
+                            message_id=reply_id(msg.message_id, len(outs)), channel=msg.channel,
+                            conversation_key=msg.conversation_key, recipient=msg.customer, text=plan.wait_notice,
+                            author="bot", in_reply_to=msg.message_id, metadata={"ticket_id": esc.ticket.id}))
+                else:
+                    esc = await escalate_in(conn, conv_id, reply.escalate, summary=summary, now=now, details=details)
+                escalated = esc.created
+                triage = ({"priority": int(plan.priority.priority), "skills": sorted(plan.skills)}
+                          if plan is not None else {})
                 events.append(ConversationEvent(kind=EventKind.ESCALATED, conversation_id=conv_id,
                                                 message_id=msg.message_id,
-                                                data={"ticket_id": esc.ticket.id, "reason": reply.escalate.value}))
+                                                data={"ticket_id": esc.ticket.id, "reason": reply.escalate.value,
+                                                      "status": "new", "assignee_id": None, **triage}))
             for out in outs:
                 await insert_outbound(conn, out)
+        if escalated:
+            await kick_router(self.redis, self.keys)
         for out in outs:  # after the commit: a reply is never sent for an unrecorded message
             await self.bus.send(out)
             events.append(ConversationEvent(kind=EventKind.BOT_REPLIED, conversation_id=conv_id,
@@ -140,14 +190,7 @@ class BotWorker:
         return outs[-1] if outs else None
 
     async def _publish(self, events: list[ConversationEvent]) -> None:
-        # Live views only; losing one is harmless because the transcript is in the database.
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.publish(self.keys.events_channel(), event.model_dump_json())
-                await pipe.execute()
-        except aioredis.RedisError:
-            log.warning("could not publish %d live events", len(events))
+        await publish(self.redis, self.keys, events)  # live views only; the transcript is the record
 
     @asynccontextmanager
     async def _conversation_lock(self, conversation_id: str, wait_s: float = 10.0) -> AsyncIterator[None]:

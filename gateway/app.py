@@ -5,9 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.admin_api import setup_admin_api
+from gateway.agent_api import setup_agent_api
+from gateway.auth import Principal, Role, auth_middleware
 from gateway.http_errors import errors_middleware
 from gateway.models import Channel
 from gateway.services import Services
+from gateway.staff_api import setup_staff_api
 from gateway.webchat_routes import setup_webchat
 from gateway.webhooks import make_webhook_handler
 
@@ -32,5 +35,16 @@ def build_app(services: Services) -> web.Application:
         app.router.add_post(
             "/webhooks/telegram", make_webhook_handler(services, services.connectors.get(Channel.TELEGRAM))
         )
+
+    async def authenticate(token: str) -> Principal | None:
+        agent = await services.agents.authenticate(token)
+        if agent is None:
+            return None
+        return Principal(agent.id, Role(agent.role), name=agent.name, skills=agent.skills,
+                         max_concurrent=agent.max_concurrent)
+
+    app.middlewares.append(auth_middleware(services.settings.admin_token, authenticate, exempt=("/api/webchat/",)))
     setup_admin_api(app, services)
+    setup_agent_api(app, services)
+    setup_staff_api(app, services)
     return app

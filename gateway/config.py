@@ -39,6 +39,13 @@ def _float(env: Mapping[str, str], name: str) -> float | None:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(sorted(allowed))}, got {value!r}")
+    return value
+
+
 def _persistent_secret(data_dir: Path, name: str) -> str:
     """A secret generated on first start and kept in the data dir, so restarts keep sessions valid."""
     path = data_dir / name
@@ -83,6 +90,16 @@ class Settings:
     rasa_actions_port: int = 5055
     rasa_timeout_s: float = 8.0
     fast_path_score: float = 0.9
+    # ticketing
+    sla_profile: str = "standard"  # standard | peak (an admin can flip it at runtime: PUT /api/sla)
+    sla_warn_before_min: int = 30
+    sla_peak_factor: float = 2.0
+    sla_scan_interval_s: float = 5.0
+    reopen_days: int = 7
+    claim_cap_per_day: int = 20
+    ask_csat: bool = True
+    presence_ttl_s: int = 60
+    routing_interval_s: float = 2.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -139,6 +156,15 @@ class Settings:
             claim_idle_ms=_int(env, "HUILIU_CLAIM_IDLE_MS", 30_000, minimum=100),
             bot_concurrency=_int(env, "HUILIU_BOT_CONCURRENCY", 8, minimum=1),
             load_demo_kb=(env.get("HUILIU_DEMO_KB") or "1") not in {"0", "false", "no"},
+            sla_profile=_choice(env, "SLA_PROFILE", "standard", {"standard", "peak"}),
+            sla_warn_before_min=_int(env, "SLA_WARN_BEFORE_MIN", 30),
+            sla_peak_factor=_float(env, "SLA_PEAK_FACTOR") or 2.0,
+            sla_scan_interval_s=_float(env, "SLA_SCAN_INTERVAL_S") or 5.0,
+            reopen_days=_int(env, "TICKET_REOPEN_DAYS", 7),
+            claim_cap_per_day=_int(env, "TICKET_CLAIM_CAP", 20),
+            ask_csat=(env.get("CSAT_ENABLED") or "1") not in {"0", "false", "no"},
+            presence_ttl_s=_int(env, "AGENT_PRESENCE_TTL_S", 60, minimum=5),
+            routing_interval_s=_float(env, "ROUTING_INTERVAL_S") or 2.0,
         )
 
     def with_(self, **changes: object) -> Settings:

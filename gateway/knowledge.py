@@ -49,6 +49,11 @@ class KnowledgeService:
         self._last_change = "0-0"
 
     @property
+    def embedder(self) -> Embedder:
+        """The sentence encoder, shared with sentiment scoring (one model in memory, not two)."""
+        return self._embedder
+
+    @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
             raise RuntimeError("KnowledgeService.start() was not awaited")

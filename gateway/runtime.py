@@ -47,8 +47,18 @@ from gateway.streams import Handler, StreamBus, StreamConsumer
 from gateway.telegram_poller import poll_telegram
 from knowledge_index.article import load_kb_jsonl
 from knowledge_index.embedder import Embedder, load_embedder
+from ticketing.agents import AgentDirectory
+from ticketing.canned import CannedStore
+from ticketing.customers import CustomerProfiles
+from ticketing.dispatcher import Dispatcher
 from ticketing.escalation import TicketStore
+from ticketing.escalator import Escalator
+from ticketing.policy import PolicyStore, TicketingPolicy
+from ticketing.presence import PresenceBoard
+from ticketing.sentiment import SentimentScorer
 from ticketing.service import TicketService
+from ticketing.sla import Profile
+from ticketing.sla_scheduler import SlaScheduler
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +114,26 @@ async def open_services(
                 api_base=settings.telegram_api_base,
             )
         bus = StreamBus(redis, keys, dedupe_ttl_s=settings.dedupe_ttl_s)
+        policies = PolicyStore(engine, TicketingPolicy.from_settings(
+            warn_before_min=settings.sla_warn_before_min, peak_factor=settings.sla_peak_factor,
+            reopen_days=settings.reopen_days, claim_cap=settings.claim_cap_per_day, ask_csat=settings.ask_csat,
+        ), default_profile=Profile(settings.sla_profile))
+        presence = PresenceBoard(redis, keys, ttl_s=settings.presence_ttl_s, clock=utcnow)
         services = Services(
             settings=settings, redis=redis, keys=keys, engine=engine, bus=bus,
-            ticket_service=TicketService(engine, bus, utcnow),
+            ticket_service=TicketService(engine, bus, utcnow, policies=policies, redis=redis, keys=keys),
             conversations=ConversationStore(engine), tickets=TicketStore(engine), kb=kb,
-            connectors=Connectors(instances), clock=utcnow,
+            connectors=Connectors(instances), clock=utcnow, policies=policies,
+            profiles=CustomerProfiles(engine), agents=AgentDirectory(engine), presence=presence,
+            dispatcher=Dispatcher(engine, redis, keys, presence, utcnow,
+                                  claim_cap_per_day=settings.claim_cap_per_day,
+                                  interval_s=settings.routing_interval_s),
+            canned=CannedStore(engine, utcnow),
         )
         runtime = Runtime(services, redis_url, embedded)
         if settings.load_demo_kb:
             await DbOrderLookup(engine).seed_demo()
+            await services.canned.seed_demo()
         try:
             yield runtime
         finally:
@@ -145,8 +166,11 @@ def start_workers(runtime: Runtime, *, name: str | None = None, telegram_polling
     s = runtime.services
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     s.bot = make_bot(s, rasa_url)
+    kb = s.kb
     bot = BotWorker(redis=s.redis, keys=s.keys, bus=s.bus, conversations=s.conversations, tickets=s.tickets,
-                    bot=s.bot, clock=s.clock, ticket_service=s.ticket_service)
+                    bot=s.bot, clock=s.clock, ticket_service=s.ticket_service,
+                    escalator=Escalator(s.policies, lambda article_id: a.tags if (a := kb.article(article_id)) else ()),
+                    scorer=SentimentScorer(kb.embedder))
     delivery = DeliveryWorker(redis=s.redis, keys=s.keys, connectors=s.connectors,
                               tickets=s.tickets, clock=s.clock)
     def make(stream: str, group: str, handler: Handler, concurrency: int) -> StreamConsumer:
@@ -161,6 +185,11 @@ def start_workers(runtime: Runtime, *, name: str | None = None, telegram_polling
     for consumer in runtime.consumers:
         runtime.tasks.append(asyncio.create_task(consumer.run(runtime.stop), name=f"{consumer.group}-consumer"))
     runtime.tasks.append(asyncio.create_task(s.kb.follow(runtime.stop), name="kb-follow"))
+    # Routing and SLA timers may run in every process: both take a Redis lock per pass.
+    runtime.tasks.append(asyncio.create_task(s.dispatcher.run(runtime.stop), name="router"))
+    scheduler = SlaScheduler(s.engine, s.redis, s.keys, s.clock, s.policies.current_sla)
+    runtime.tasks.append(asyncio.create_task(
+        scheduler.run(runtime.stop, interval_s=s.settings.sla_scan_interval_s), name="sla-scheduler"))
     if telegram_polling and s.settings.telegram_mode == "polling" and Channel.TELEGRAM in s.connectors:
         runtime.tasks.append(asyncio.create_task(
             poll_telegram(s, s.connectors.get(Channel.TELEGRAM), runtime.stop), name="telegram-poll"))

@@ -16,7 +16,13 @@ from gateway.db.conversations import ConversationStore
 from gateway.keys import Keys
 from gateway.knowledge import KnowledgeService
 from gateway.streams import StreamBus
+from ticketing.agents import AgentDirectory
+from ticketing.canned import CannedStore
+from ticketing.customers import CustomerProfiles
+from ticketing.dispatcher import Dispatcher
 from ticketing.escalation import TicketStore
+from ticketing.policy import PolicyStore
+from ticketing.presence import PresenceBoard
 from ticketing.service import TicketService
 
 
@@ -33,4 +39,10 @@ class Services:
     connectors: Connectors
     clock: Callable[[], datetime]
     ticket_service: TicketService
+    policies: PolicyStore
+    profiles: CustomerProfiles
+    agents: AgentDirectory
+    presence: PresenceBoard
+    dispatcher: Dispatcher
+    canned: CannedStore
     bot: Any = None  # set by start_workers: the RetrievalBot or DialogueBot answering this process

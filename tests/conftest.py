@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,8 +25,10 @@ from gateway.db.engine import make_engine, normalize_url
 from gateway.db.migrate import upgrade
 from gateway.keys import Keys
 from gateway.redis_conn import EmbeddedRedis, _pings, connect, free_port
-from gateway.runtime import Runtime, open_services
 from knowledge_index.embedder import Embedder, load_embedder
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 MACHINE_REDIS = os.environ.get("HUILIU_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_URL = os.environ.get("HUILIU_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -136,6 +139,24 @@ def settings(tmp_path: Path, redis_url: str, keys: Keys) -> Settings:
 @pytest.fixture
 async def runtime(settings: Settings, embedder: Embedder, redis: aioredis.Redis) -> AsyncIterator[Runtime]:
     """The whole process minus HTTP: real Redis, SQLite, demo knowledge base, connectors."""
+    from gateway.runtime import open_services  # imported late: it pulls in every part of the product
+
     async with open_services(settings, embedder=embedder) as rt:
         yield rt
 
+
+
+@pytest.fixture
+async def live(settings: Settings, embedder: Embedder, redis: aioredis.Redis) -> AsyncIterator[tuple[Runtime, Any]]:
+    """The whole product over real HTTP: services, bot/delivery/router/SLA workers and the aiohttp app."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.app import build_app
+    from gateway.runtime import open_services, start_workers
+
+    async with open_services(settings, embedder=embedder) as rt:
+        start_workers(rt)
+        client = TestClient(TestServer(build_app(rt.services)))
+        await client.start_server()
+        yield rt, client
+        await client.close()

@@ -20,3 +20,47 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+class WebChatCustomer:
+    """A customer on the web chat over real HTTP: opens a session, listens on SSE, says things."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.session: dict[str, str] = {}
+        self.seen: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, name: str | None = None) -> None:
+        body = {"name": name} if name else {}
+        self.session = await (await self.client.post("/api/webchat/session", json=body)).json()
+        self._task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        import json
+
+        resp = await self.client.get("/api/webchat/events", params={
+            "visitor_id": self.session["visitor_id"], "token": self.session["token"]})
+        async for raw in resp.content:
+            line = raw.decode().strip()
+            if line.startswith("data: "):
+                self.seen.append(json.loads(line[6:]))
+
+    async def say(self, text: str) -> None:
+        import uuid
+
+        resp = await self.client.post("/api/webchat/messages", json={
+            **{k: self.session[k] for k in ("visitor_id", "token")},
+            "client_message_id": uuid.uuid4().hex, "text": text})
+        assert resp.status == 202
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+    @property
+    def conversation_id(self) -> str:
+        return f"webchat:{self.session['visitor_id']}"
+
+    def by(self, author: str) -> list[dict[str, Any]]:
+        return [e for e in self.seen if e["author"] == author]

@@ -4,7 +4,7 @@
      ▲                 │  ▲                    │ ▲                         │
      └──unassign───────┘  └──────unassign──────┘ └──────customer_reply─────┘
     assigned / open / pending_customer ──resolve──► resolved ──close──► closed
-    resolved ──customer_reply (within the reopen window)──► open (reopened)
+    resolved ──customer_reply (within the reopen window) or reopen (staff)──► open (reopened)
     any active state ──hand_back──► resolved (the bot owns the conversation again)
 
 Each status maps to who owns the conversation (``conversation_state``): the bot answers only when
@@ -38,6 +38,7 @@ class TicketEvent(StrEnum):
     RESOLVE = "resolve"
     HAND_BACK = "hand_back"
     CLOSE = "close"
+    REOPEN = "reopen"  # staff reopen a resolved ticket (the customer's reopen is CUSTOMER_REPLY)
 
 
 class InvalidTransition(ValueError):
@@ -72,6 +73,7 @@ _TABLE: dict[tuple[TicketStatus, TicketEvent], TicketStatus] = {
     (S.OPEN, E.HAND_BACK): S.RESOLVED,
     (S.PENDING_CUSTOMER, E.HAND_BACK): S.RESOLVED,
     (S.RESOLVED, E.CLOSE): S.CLOSED,
+    (S.RESOLVED, E.REOPEN): S.OPEN,
 }
 
 

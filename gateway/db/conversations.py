@@ -58,6 +58,28 @@ class ConversationStore:
             )
             return [TranscriptLine(*row) for row in rows]
 
+    async def transcript_with_sentiment(self, conversation_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        """The transcript for agents: every line with its author and, for customer lines, the score."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(messages.c.id, messages.c.direction, messages.c.author, messages.c.channel, messages.c.text,
+                       messages.c.attachments, messages.c.sentiment, messages.c.created_at)
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(messages.c.created_at, messages.c.id)
+                .limit(limit)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    async def recent_customer_texts(self, conversation_id: str, limit: int = 50) -> list[str]:
+        """The customer's latest messages, oldest first (e.g. to find the order number they gave)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(messages.c.text).where(messages.c.conversation_id == conversation_id,
+                                              messages.c.direction == "in")
+                .order_by(messages.c.created_at.desc(), messages.c.id.desc()).limit(limit)
+            )).scalars().all()
+        return list(reversed(rows))
+
     async def get(self, conversation_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(conversations).where(conversations.c.id == conversation_id))).first()
@@ -80,8 +102,11 @@ async def read_state(conn: AsyncConnection, conversation_id: str) -> Conversatio
     return ConversationState(value) if value else None
 
 
-async def insert_inbound(conn: AsyncConnection, msg: InboundMessage) -> bool:
-    """Create the conversation if new and store the message once; True if the message is new."""
+async def insert_inbound(
+    conn: AsyncConnection, msg: InboundMessage, *, sentiment: dict[str, Any] | None = None
+) -> bool:
+    """Create the conversation if new and store the message once; True if the message is new.
+    ``sentiment`` is the message's score (ticketing.sentiment), kept for priority and agents."""
     now = utcnow()
     await conn.execute(
         insert_ignore(conn, conversations, ["id"]).values(
@@ -107,6 +132,7 @@ async def insert_inbound(conn: AsyncConnection, msg: InboundMessage) -> bool:
             attachments=[a.model_dump(mode="json") for a in msg.attachments],
             raw=msg.raw,
             created_at=msg.sent_at,
+            sentiment=sentiment,
         )
     )
     inserted = (result.rowcount or 0) > 0

@@ -73,6 +73,7 @@ messages = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("sentiment", JSON),  # customer messages: ticketing.sentiment scores and reasons
     Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+    Index("ix_messages_created_at", "created_at"),
 )
 
 tickets = Table(
@@ -118,6 +119,8 @@ tickets = Table(
     Index("ix_tickets_assignee", "assignee_id"),
     Index("ix_tickets_sla_next_check_at", "sla_next_check_at"),
     Index("ix_tickets_status", "status"),
+    Index("ix_tickets_created_at", "created_at"),
+    Index("ix_tickets_resolved_at", "resolved_at"),
 )
 
 ticket_events = Table(
@@ -131,6 +134,8 @@ ticket_events = Table(
     Column("kind", String(32), nullable=False),
     Column("data", JSON, nullable=False),
     Index("ix_ticket_events_ticket", "ticket_id", "id"),
+    Index("ix_ticket_events_actor_kind_at", "actor", "kind", "at"),
+    Index("ix_ticket_events_kind_at", "kind", "at"),
 )
 
 agents = Table(

@@ -90,20 +90,25 @@ def _choice_buttons(tracker: Tracker, hits: List[Dict[str, Any]]) -> List[Dict[s
     return buttons
 
 
-def _escalate(dispatcher: CollectingDispatcher, reason: str) -> None:
-    dispatcher.utter_message(json_message={"huiliu": {"escalate": reason}})
+def _escalate(dispatcher: CollectingDispatcher, reason: str, tracker: Optional[Tracker] = None) -> None:
+    # The intent and the failure count help the gateway pick the ticket's skills and priority.
+    facts: Dict[str, Any] = {"escalate": reason}
+    if tracker is not None:
+        facts["intent"] = (tracker.latest_message.get("intent") or {}).get("name")
+        facts["failed_attempts"] = int(tracker.get_slot("failed_attempts") or 0)
+    dispatcher.utter_message(json_message={"huiliu": facts})
 
 
 def _give_up(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
     dispatcher.utter_message(text=_t(tracker, "handover"))
-    _escalate(dispatcher, "repeated_failure")
+    _escalate(dispatcher, "repeated_failure", tracker)
     return [SlotSet("failed_attempts", 0)]
 
 
 def _answer(dispatcher: CollectingDispatcher, tracker: Tracker, article: Dict[str, Any]) -> List[EventType]:
     if "handoff" in (article.get("tags") or []):
         dispatcher.utter_message(text=article.get("answer") or _t(tracker, "to_human"))
-        _escalate(dispatcher, "asked_for_human")
+        _escalate(dispatcher, "asked_for_human", tracker)
         return [SlotSet("failed_attempts", 0)]
     dispatcher.utter_message(text=article["answer"])
     dispatcher.utter_message(json_message={"huiliu": {"answered": article["article_id"]}})
@@ -180,10 +185,10 @@ class ActionEscalate(Action):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent == "complaint":
             dispatcher.utter_message(text=_t(tracker, "complaint"))
-            _escalate(dispatcher, "anger")
+            _escalate(dispatcher, "anger", tracker)
         else:
             dispatcher.utter_message(text=_t(tracker, "to_human"))
-            _escalate(dispatcher, "asked_for_human")
+            _escalate(dispatcher, "asked_for_human", tracker)
         return [SlotSet("failed_attempts", 0), ActiveLoop(None), SlotSet("requested_slot", None)]
 
 

@@ -47,6 +47,13 @@ def upgrade() -> None:
         batch.create_unique_constraint("uq_agents_token_hash", ["token_hash"])
     with op.batch_alter_table("messages") as batch:
         batch.add_column(sa.Column("sentiment", sa.JSON))
+    # Claims per agent per day are counted from the audit log (the pool's anti-cherry-picking cap).
+    op.create_index("ix_ticket_events_actor_kind_at", "ticket_events", ["actor", "kind", "at"])
+    # Reports read periods of tickets, messages and audit rows.
+    op.create_index("ix_ticket_events_kind_at", "ticket_events", ["kind", "at"])
+    op.create_index("ix_tickets_created_at", "tickets", ["created_at"])
+    op.create_index("ix_tickets_resolved_at", "tickets", ["resolved_at"])
+    op.create_index("ix_messages_created_at", "messages", ["created_at"])
     op.create_table(
         "customers",
         sa.Column("id", sa.Integer, autoincrement=True),
@@ -95,6 +102,11 @@ def downgrade() -> None:
     op.drop_index("ix_customer_identities_customer", table_name="customer_identities")
     op.drop_table("customer_identities")
     op.drop_table("customers")
+    op.drop_index("ix_messages_created_at", table_name="messages")
+    op.drop_index("ix_tickets_resolved_at", table_name="tickets")
+    op.drop_index("ix_tickets_created_at", table_name="tickets")
+    op.drop_index("ix_ticket_events_kind_at", table_name="ticket_events")
+    op.drop_index("ix_ticket_events_actor_kind_at", table_name="ticket_events")
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("sentiment")
     with op.batch_alter_table("agents") as batch:
