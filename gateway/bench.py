@@ -321,6 +321,66 @@ def bench_routing(agents_n: int = 200, tickets_n: int = 10_000, seed: int = 7) -
     return out
 
 
+# --- (f) the router end to end: snapshot, plan, compare-and-set assignments, audit rows ------------
+async def bench_dispatcher(settings: Settings, agents_n: int = 200, tickets_n: int = 10_000,
+                           capacity: int = 10) -> dict[str, Any]:
+    """``Dispatcher.plan_and_assign`` on SQLite + Redis: 10,000 waiting tickets, 200 online agents with
+    ``capacity`` slots each (so agents_n * capacity tickets get assigned). Baseline: the same number of
+    bare one-row UPDATE transactions on the same database -- the floor any router storing its
+    assignments durably, one commit each, has to pay."""
+    from sqlalchemy import insert, update
+
+    from gateway.db.engine import make_engine
+    from gateway.db.migrate import upgrade
+    from gateway.db.schema import agents, conversations, tickets
+    from gateway.keys import Keys
+    from gateway.models import utcnow
+    from gateway.redis_conn import connect
+    from ticketing.dispatcher import Dispatcher
+    from ticketing.presence import PresenceBoard
+    from ticketing.routing import Presence
+
+    skills = ["logistics", "returns", "invoices", "appliances"]
+    engine = make_engine(settings.effective_database_url)
+    redis = connect(settings.redis_url or "")
+    keys = Keys(settings.key_prefix + "r")
+    try:
+        await upgrade(engine)
+        now = utcnow()
+        async with engine.begin() as conn:
+            await conn.execute(insert(agents), [
+                {"id": f"a{i}", "name": f"a{i}", "skills": [skills[i % 4], skills[(i + 1) % 4]],
+                 "max_concurrent": capacity, "created_at": now} for i in range(agents_n)])
+            await conn.execute(insert(conversations), [
+                {"id": f"c{i}", "channel": "webchat", "conversation_key": f"k{i}", "customer_external_id": f"u{i}",
+                 "state": "queued", "created_at": now, "updated_at": now} for i in range(tickets_n)])
+            await conn.execute(insert(tickets), [
+                {"conversation_id": f"c{i}", "status": "new", "reason": "out_of_scope", "summary": "?",
+                 "open_key": f"c{i}", "details": {}, "created_at": now, "updated_at": now, "priority": i % 4,
+                 "skills": [skills[i % 4]], "first_response_due": now} for i in range(tickets_n)])
+        presence = PresenceBoard(redis, keys, ttl_s=600)
+        for i in range(agents_n):
+            await presence.heartbeat(f"a{i}", Presence.ONLINE)
+        dispatcher = Dispatcher(engine, redis, keys, presence, utcnow, lock_ttl_s=600.0)
+        start = time.perf_counter()
+        plan = await dispatcher.plan_and_assign()
+        routed = time.perf_counter() - start
+        n = len(plan)
+        start = time.perf_counter()
+        for i in range(n):  # baseline: n bare single-row commits
+            async with engine.begin() as conn:
+                await conn.execute(update(conversations).where(conversations.c.id == f"c{i}").values(state="agent"))
+        bare = time.perf_counter() - start
+        return {"agents": agents_n, "waiting": tickets_n, "assigned": n,
+                "assigned_per_s": round(n / routed, 1), "bare_commits_per_s": round(n / bare, 1),
+                "ratio_vs_bare_commits": round(bare / routed, 3)}
+    finally:
+        async for key in redis.scan_iter(match=f"{keys.prefix}:*"):
+            await redis.delete(key)
+        await redis.aclose()
+        await engine.dispose()
+
+
 # --- (c) the model alone ---------------------------------------------------------------------------
 def bench_encoder(embedder: Any, seconds: float = 3.0) -> dict[str, Any]:
     embedder.encode(QUESTIONS[:2])
@@ -364,6 +424,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print("answer path:", figures["answer_path"], flush=True)
             figures["routing"] = bench_routing()
             print("routing:", figures["routing"], flush=True)
+            figures["router"] = await bench_dispatcher(base.with_(database_url=f"sqlite:///{tmp}/router.db"))
+            print("router end to end:", figures["router"], flush=True)
             if not args.no_rasa:
                 figures["rasa"] = await bench_rasa(base, embedder, args.rasa_n, args.rasa_concurrency)
                 print("with rasa:", figures["rasa"], flush=True)

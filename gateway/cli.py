@@ -1,4 +1,4 @@
-"""The ``huiliu`` command: run, chat, kb import|search, eval, db upgrade, sla scan, bench."""
+"""The ``huiliu`` command: run, chat, agent add|token|list, kb import|search, eval, db upgrade, sla scan, bench."""
 
 from __future__ import annotations
 
@@ -112,6 +112,41 @@ def _cmd_db(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_agent(args: argparse.Namespace) -> int:
+    """Create a staff account (agent, supervisor or admin) and print its API token once."""
+    from gateway.db.engine import make_engine
+    from gateway.db.migrate import upgrade
+    from ticketing.agents import AgentDirectory, AgentError
+
+    settings = Settings.from_env()
+
+    async def run() -> int:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            await upgrade(engine)
+            directory = AgentDirectory(engine)
+            if args.agent_command == "list":
+                for a in await directory.list(active_only=False):
+                    print(f"{a.id}\t{a.role}\t{a.team}\tmax {a.max_concurrent}\t{','.join(sorted(a.skills)) or '-'}"
+                          f"\t{'active' if a.active else 'inactive'}")
+                return 0
+            if args.agent_command == "token":
+                token = await directory.rotate_token(args.id)
+            else:
+                skills = [x for x in (args.skills or "").split(",") if x.strip()]
+                _record, token = await directory.create(args.id, args.name or args.id, skills, args.max,
+                                                        role=args.role, team=args.team)
+        except (AgentError, LookupError) as exc:
+            print(f"错误 / error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await engine.dispose()
+        print(f"{args.id} 的 API 令牌（只显示一次）/ API token for {args.id} (shown once):\n{token}")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _cmd_sla(args: argparse.Namespace) -> int:
     """One SLA scan against the configured database and Redis (cron, or after a restart by hand).
 
@@ -216,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("db_command", choices=["upgrade"])
     db.set_defaults(func=_cmd_db)
+    agent = sub.add_parser("agent", help="staff accounts: add | token | list")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+    add = agent_sub.add_parser("add", help="create an agent/supervisor/admin and print the API token")
+    add.add_argument("id")
+    add.add_argument("--name")
+    add.add_argument("--skills", help="comma separated, e.g. logistics,returns,vip,lang:en")
+    add.add_argument("--max", type=int, default=5, help="max concurrent tickets")
+    add.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
+    add.add_argument("--team", default="default")
+    tok = agent_sub.add_parser("token", help="issue a new API token (the old one stops working)")
+    tok.add_argument("id")
+    agent_sub.add_parser("list", help="all staff accounts")
+    agent.set_defaults(func=_cmd_agent)
     sla = sub.add_parser("sla", help="SLA timers")
     sla_sub = sla.add_subparsers(dest="sla_command", required=True)
     scan = sla_sub.add_parser("scan", help="fire the SLA warnings and breaches due now (or --at)")
