@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime, timezone
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,55 +27,29 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.db.schema import ticket_events, tickets
+from gateway.db.schema import tickets
 from gateway.keys import Keys
 from gateway.models import ConversationEvent, EventKind
 from ticketing import routing
 from ticketing.agents import AgentRecord, load_agent, load_agents
+from ticketing.claims import CLAIM_HTTP_STATUS as CLAIM_HTTP_STATUS  # re-exported for the HTTP layer
+from ticketing.claims import ClaimRejected as ClaimRejected
+from ticketing.claims import claimed_today, refusal
 from ticketing.lifecycle import ACTIVE, InvalidTransition, TicketStatus
 from ticketing.live import publish
 from ticketing.presence import PresenceBoard
 from ticketing.routing import AgentView, Presence, TicketView
+from ticketing.routing_lock import RoutingBusy as RoutingBusy  # re-exported: locked()/claim() raise it
+from ticketing.routing_lock import RoutingLock
 from ticketing.skills import routable_skills
-from ticketing.sla import CHINA_STANDARD_TIME
 from ticketing.ticket_rows import TicketNotFound, assign_in, ticket_event_data, unassign_in
 
 log = logging.getLogger(__name__)
 
 _ACTIVE = sorted(s.value for s in ACTIVE)
 _WORKED = sorted(s.value for s in ACTIVE if s is not TicketStatus.NEW)  # an agent holds these
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 _KICK_POLL_S = 0.5  # how often the idle loop looks at ``stop``
 _MIN_BACKOFF_S, _MAX_BACKOFF_S = 0.5, 10.0
-
-# How the HTTP layer answers each claim rejection.
-CLAIM_HTTP_STATUS: Mapping[str, int] = {
-    "not_found": 404, "taken": 409, "no_capacity": 409, "offline": 403, "missing_skills": 403, "cap_reached": 403,
-}
-
-
-class RoutingBusy(Exception):
-    """The routing lock stayed taken for ``lock_wait_s`` (answered 503: retry shortly)."""
-
-
-class ClaimRejected(Exception):
-    """An agent may not claim the ticket; ``reason`` (alias ``code``) is one of ``CLAIM_HTTP_STATUS``'s keys."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-    @property
-    def code(self) -> str:
-        return self.reason
-
-
-def claim_day_start(now: datetime) -> datetime:
-    """Midnight China time (UTC+8) of ``now``'s China date, in UTC: when the daily claim cap resets."""
-    local = now.astimezone(timezone(CHINA_STANDARD_TIME))
-    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-
 
 def _assigned_event(row: dict[str, Any], now: datetime) -> ConversationEvent:
     return ConversationEvent(kind=EventKind.TICKET_ASSIGNED, conversation_id=row["conversation_id"], at=now,
@@ -95,38 +67,20 @@ class Dispatcher:
         self.clock = clock
         self.claim_cap_per_day = claim_cap_per_day
         self.interval_s = interval_s
-        self.lock_wait_s = lock_wait_s
-        self.lock_ttl_s = lock_ttl_s
+        self.routing_lock = RoutingLock(redis, keys, lock_wait_s, lock_ttl_s)
         # After a restart (or a Redis without persistence coming back empty), presence keys return only as
         # consoles send their next heartbeat; ``run`` waits one presence TTL before it moves anyone's
         # tickets, so a restart does not unassign every open ticket.
         self.reassign_warmup_s = presence.ttl_s if reassign_warmup_s is None else reassign_warmup_s
-        self._release = redis.register_script(_RELEASE)
 
     # --- the lock ----------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def locked(self) -> AsyncIterator[float]:
-        """Hold the routing lock; yields the loop time by which the work should be done (half the TTL,
-        so the lock cannot expire while we still write). Raises ``RoutingBusy`` after ``lock_wait_s``.
+    def locked(self) -> contextlib.AbstractAsyncContextManager[float]:
+        """Hold the routing lock (``RoutingLock.hold``): yields the loop time by which the work should be
+        done; raises ``RoutingBusy`` after ``lock_wait_s``.
 
         Other code that assigns tickets (a supervisor's explicit assignment) can take it too, so its
         snapshot of agent loads is not raced by a plan."""
-        loop = asyncio.get_running_loop()
-        token = secrets.token_hex(16)
-        deadline = loop.time() + self.lock_wait_s
-        delay = 0.005
-        while not await self.redis.set(self.keys.routing_lock, token, nx=True, px=int(self.lock_ttl_s * 1000)):
-            if loop.time() >= deadline:
-                raise RoutingBusy("分配繁忙，请稍后重试 / routing is busy, retry in a moment")
-            await asyncio.sleep(delay * random.uniform(1.0, 2.0))  # jitter: waiters do not retry in lockstep
-            delay = min(delay * 2, 0.1)
-        try:
-            yield loop.time() + self.lock_ttl_s / 2
-        finally:
-            try:
-                await self._release(keys=[self.keys.routing_lock], args=[token])
-            except aioredis.RedisError:
-                log.warning("could not release the routing lock; it expires in %.0fs", self.lock_ttl_s)
+        return self.routing_lock.hold()
 
     # --- snapshots ---------------------------------------------------------------------------------
     async def _agent_views(self, conn: AsyncConnection,
@@ -227,26 +181,11 @@ class Dispatcher:
         held = frozenset(s for r in await load_agents(conn) for s in r.skills)
         load = await conn.scalar(select(func.count()).select_from(tickets).where(
             tickets.c.assignee_id == agent_id, tickets.c.status.in_(_ACTIVE))) or 0
-        claimed_today = await conn.scalar(select(func.count()).select_from(ticket_events).where(
-            ticket_events.c.kind == "claim", ticket_events.c.actor == agent_id,
-            ticket_events.c.at >= claim_day_start(now))) or 0
         view = AgentView(id=agent.id, skills=agent.skills, max_concurrent=agent.max_concurrent,
                          presence=await self.presence.get(agent_id), load=load)
         wanted = self._ticket_view(ticket, held)
-        if routing.claim_allowed(view, wanted, claimed_today, self.claim_cap_per_day):
-            return
-        # claim_allowed is the rule; these say which part of it failed, most actionable first.
-        if view.presence is not Presence.ONLINE:
-            raise ClaimRejected("offline", "请先切换为在线 / set yourself online to claim tickets")
-        if view.load >= view.max_concurrent:
-            raise ClaimRejected("no_capacity", f"已达最大并发 {view.max_concurrent} / you are at your limit of "
-                                               f"{view.max_concurrent} open tickets")
-        missing = sorted(wanted.required_skills - view.skills)
-        if missing:
-            names = ", ".join(missing)
-            raise ClaimRejected("missing_skills", f"缺少技能 {names} / missing skills: {names}")
-        raise ClaimRejected("cap_reached", f"今日认领已达上限 {self.claim_cap_per_day} / daily claim limit of "
-                                           f"{self.claim_cap_per_day} reached (resets at midnight China time)")
+        if not routing.claim_allowed(view, wanted, await claimed_today(conn, agent_id, now), self.claim_cap_per_day):
+            raise refusal(view, wanted, self.claim_cap_per_day)
 
     # --- offline agents ----------------------------------------------------------------------------
     async def reassign_offline(self) -> list[int]:
@@ -319,7 +258,7 @@ class Dispatcher:
                     backoff = _MIN_BACKOFF_S
                     await self._wait_for_kick(pubsub, stop)
                 except RoutingBusy:
-                    log.info("routing lock busy for %.1fs; another replica is routing", self.lock_wait_s)
+                    log.info("routing lock busy for %.1fs; another replica is routing", self.routing_lock.wait_s)
                 except (aioredis.RedisError, SQLAlchemyError, OSError) as exc:
                     log.warning("dispatcher round failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff)
                     await _close(pubsub)

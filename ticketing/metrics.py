@@ -50,7 +50,8 @@ Definitions, and where they refine the naive one:
 - **Groups**: by agent (current assignee, ``unassigned`` when none), team (the assignee's team), channel
   (``tickets.channel``, else the conversation's) or day (calendar day in China time, UTC+8; every day
   of the window is listed, empty ones too, so a trend chart has no gaps). Within a day each metric uses
-  its own anchor (created, resolved, rated, due), exactly as for the whole window.
+  its own anchor (created, resolved, rated, due), exactly as for the whole window. The grouping and the
+  dashboard's preset periods live in ``ticketing.metric_groups``.
 """
 
 from __future__ import annotations
@@ -62,20 +63,17 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ticketing.escalation import EscalationReason
 from ticketing.lifecycle import TicketEvent, TicketStatus
-from ticketing.sla import CHINA_STANDARD_TIME
 
-CHINA_TZ = timezone(CHINA_STANDARD_TIME)
 ACTIVE_STATUSES = tuple(s.value for s in (TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.OPEN,
                                           TicketStatus.PENDING_CUSTOMER))
 PRIORITIES = ("P0", "P1", "P2", "P3")
 UNANSWERED_REASONS = frozenset({EscalationReason.OUT_OF_SCOPE.value, EscalationReason.LOW_CONFIDENCE.value})
 UNASSIGNED = "unassigned"
-GROUPS = frozenset({"agent", "team", "channel", "day"})
 # ticket_events kinds: ticket_rows.assign_in writes "assign" or "claim"; the service writes the lifecycle
 # event's value on resolve/hand back, and "reopened" when the customer or staff reopen.
 ASSIGN_KINDS = frozenset({TicketEvent.ASSIGN.value, "claim"})
@@ -145,36 +143,6 @@ class InboundRecord:
 
 def ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
-
-
-def local_day(at: datetime) -> date:
-    """The calendar day of ``at`` in China time (16:00 UTC is already tomorrow)."""
-    return at.astimezone(CHINA_TZ).date()
-
-
-def day_windows(window: Window) -> list[tuple[date, Window]]:
-    """Each China-time day overlapping ``window``, clipped to it, in order."""
-    days: list[tuple[date, Window]] = []
-    day = local_day(window.start)
-    while (midnight := datetime.combine(day, time(0), CHINA_TZ)) < window.end:
-        days.append((day, Window(max(window.start, midnight), min(window.end, midnight + timedelta(days=1)))))
-        day += timedelta(days=1)
-    return days
-
-
-PRESET_DAYS = {"today": 1, "7d": 7, "30d": 30}
-
-
-def preset_window(name: str, now: datetime) -> Window:
-    """The dashboard's periods in whole China-time days: ``today``, ``7d`` or ``30d`` (today included).
-
-    The window ends at the next local midnight, so day groups show today as one full day; nothing
-    after ``now`` exists yet, and due-time checks compare with ``now``, not with the window end.
-    """
-    if name not in PRESET_DAYS:
-        raise ValueError(f"未知的时间范围 {name!r} / unknown period {name!r}; expected one of {sorted(PRESET_DAYS)}")
-    tomorrow = datetime.combine(local_day(now) + timedelta(days=1), time(0), CHINA_TZ)
-    return Window(tomorrow - timedelta(days=PRESET_DAYS[name]), tomorrow)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -396,64 +364,3 @@ def ticket_metrics(tickets: Sequence[TicketRecord], window: Window, now: datetim
         "csat": csat(tickets, window),
         "sla": sla_attainment(tickets, window, now),
     }
-
-
-def check_group(group: str | None) -> None:
-    """Raise ``ValueError`` (bilingual: the console shows it) unless ``group`` is None or a known group."""
-    if group is not None and group not in GROUPS:
-        raise ValueError(f"未知的分组 {group!r} / unknown group {group!r}; expected one of {sorted(GROUPS)} or none")
-
-
-def grouped(group: str, tickets: Sequence[TicketRecord], inbound: Sequence[InboundRecord], window: Window,
-            now: datetime, known: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
-    """``ticket_metrics`` per group; channel and day groups also get deflection and volume.
-
-    ``known`` keys (e.g. every active agent) are listed even without data, so a per-agent table shows
-    the agent who handled nothing today.
-    """
-    check_group(group)
-    if group == "day":
-        return _by_day(tickets, inbound, window, now)
-    parts: dict[str, list[TicketRecord]] = {k: [] for k in known}
-    for t in tickets:
-        parts.setdefault(group_key(t, group), []).append(t)
-    messages: dict[str, list[InboundRecord]] = defaultdict(list)
-    if group == "channel":
-        for m in inbound:
-            messages[m.channel].append(m)
-            parts.setdefault(m.channel, [])
-    out: dict[str, dict[str, Any]] = {}
-    for k in sorted(parts):
-        block = ticket_metrics(parts[k], window, now)
-        if group == "channel":
-            block["deflection"] = deflection(messages[k], parts[k], window)
-        out[k] = block
-    return out
-
-
-def group_key(ticket: TicketRecord, group: str) -> str:
-    """The agent, team or channel group of a ticket (day groups depend on the metric's anchor)."""
-    if group == "agent":
-        return ticket.assignee_id or UNASSIGNED
-    return ticket.team if group == "team" else ticket.channel
-
-
-def _by_day(tickets: Sequence[TicketRecord], inbound: Sequence[InboundRecord], window: Window,
-            now: datetime) -> dict[str, dict[str, Any]]:
-    # Bucket each record under the days of its anchors first: a year of days stays linear, not days x rows.
-    ticket_days: dict[date, list[TicketRecord]] = defaultdict(list)
-    for t in tickets:
-        anchors = (t.created_at, t.resolved_at, t.csat_at, t.csat_requested_at, t.first_response_due,
-                   t.resolution_due, *(due for _, due in breach_times(t)))
-        for day in {local_day(a) for a in anchors if a is not None and a in window}:
-            ticket_days[day].append(t)
-    message_days: dict[date, list[InboundRecord]] = defaultdict(list)
-    for m in inbound:
-        message_days[local_day(m.at)].append(m)
-    out: dict[str, dict[str, Any]] = {}
-    for day, part in day_windows(window):
-        block = ticket_metrics(ticket_days[day], part, now)
-        block["deflection"] = deflection(message_days[day], ticket_days[day], part)
-        block["volume_by_channel"] = volume_by_channel(message_days[day], ticket_days[day], part)
-        out[day.isoformat()] = block
-    return out

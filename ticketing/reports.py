@@ -3,10 +3,11 @@
 ``build_report`` loads one period's rows with four set-based SELECTs (tickets touched in the period
 or still active, with their channel and team joined in; their assign/resolve/reopen/SLA-breach audit
 events; the period's inbound messages; agents) and aggregates them in Python with ``ticketing.metrics``,
-where every definition is documented. Cost is linear in the period's rows, which suits a small shop
-(thousands of tickets and tens of thousands of messages a month). ``tickets`` is filtered on
-unindexed time columns and ``messages`` on ``created_at``: past that size, add indexes on those
-columns or precompute daily rollups; the report's shape need not change.
+where every definition is documented, split per agent/team/channel/day by ``ticketing.metric_groups``.
+Cost is linear in the period's rows, which suits a small shop (thousands of tickets and tens of
+thousands of messages a month). ``tickets`` is filtered on unindexed time columns and ``messages`` on
+``created_at``: past that size, add indexes on those columns or precompute daily rollups; the
+report's shape need not change.
 
 ``prometheus_text`` renders a report in the Prometheus text format. Prometheus wants "now" figures,
 so the scrape reports a *rolling window* (``scrape`` uses the last 24 h, grouped by channel): every
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.db.schema import agents, conversations, messages, ticket_events, tickets
 from ticketing import metrics as m
+from ticketing.metric_groups import check_group, day_windows, grouped, preset_window
 
 # The classic text format: understood by every Prometheus server, and what generate_latest writes.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -52,13 +54,13 @@ async def build_report(engine: AsyncEngine, *, start: datetime, end: datetime, n
     ``top_unanswered``. Raises ``ValueError`` for an unknown group, naive datetimes, an empty period,
     a negative ``top_n`` or a day grouping over more than ``MAX_DAY_GROUPS`` days.
     """
-    m.check_group(group)
+    check_group(group)
     window = m.Window(start, end)
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     if top_n < 0:
         raise ValueError("top_n must not be negative")
-    if group == "day" and len(m.day_windows(window)) > MAX_DAY_GROUPS:
+    if group == "day" and len(day_windows(window)) > MAX_DAY_GROUPS:
         raise ValueError(f"按天分组最多 {MAX_DAY_GROUPS} 天 / grouping by day covers at most {MAX_DAY_GROUPS} days")
     async with engine.connect() as conn:
         records = await load_tickets(conn, window)
@@ -79,7 +81,7 @@ async def build_report(engine: AsyncEngine, *, start: datetime, end: datetime, n
     if group is not None:
         active = [a for a in staff if a["active"]]
         known = {"agent": [a["id"] for a in active], "team": [a["team"] for a in active]}.get(group, [])
-        report["groups"] = m.grouped(group, records, inbound, window, now, known)
+        report["groups"] = grouped(group, records, inbound, window, now, known)
         if group == "agent":
             names = {a["id"]: {"name": a["name"], "team": a["team"], "active": a["active"]} for a in staff}
             for key, block in report["groups"].items():
@@ -100,9 +102,9 @@ def report_args(query: Mapping[str, str], now: datetime) -> dict[str, Any]:
         except KeyError:
             raise ValueError("start 和 end 须同时给出 / give both start and end") from None
     else:
-        window = m.preset_window(query.get("period", "today"), now)
+        window = preset_window(query.get("period", "today"), now)
     group = query.get("group") or None
-    m.check_group(group)
+    check_group(group)
     try:
         top_n = int(query.get("top", "10"))
     except ValueError:

@@ -26,7 +26,8 @@ from gateway.db.schema import conversations, ticket_events, tickets
 from gateway.keys import Keys
 from gateway.models import Channel, CustomerRef, InboundMessage
 from ticketing.agents import AgentDirectory
-from ticketing.dispatcher import CLAIM_HTTP_STATUS, ClaimRejected, Dispatcher, claim_day_start
+from ticketing.claims import CLAIM_HTTP_STATUS, ClaimRejected, claim_day_start
+from ticketing.dispatcher import Dispatcher
 from ticketing.escalation import EscalationReason, escalate_in
 from ticketing.live import kick_router
 from ticketing.presence import PresenceBoard

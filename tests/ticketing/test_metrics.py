@@ -1,4 +1,5 @@
-"""Table-driven tests of the pure service metrics (ticketing.metrics): every definition and its edges."""
+"""Table-driven tests of the pure service metrics (ticketing.metrics, ticketing.metric_groups): every definition
+and its edges."""
 
 from __future__ import annotations
 
@@ -8,28 +9,24 @@ from typing import Any
 
 import pytest
 
+from ticketing.metric_groups import check_group, day_windows, grouped, local_day, preset_window
 from ticketing.metrics import (
     InboundRecord,
     TicketRecord,
     Window,
     backlog,
     breach_times,
-    check_group,
     csat,
-    day_windows,
     deflection,
     deflection_by_channel,
     duration_stats,
     first_assigned_at,
     first_contact_resolution,
     first_response,
-    grouped,
     handle_seconds,
     handle_time,
-    local_day,
     normalize_question,
     percentile,
-    preset_window,
     sla_attainment,
     top_unanswered,
     volume_by_channel,
