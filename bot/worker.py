@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -29,6 +28,7 @@ from gateway.models import (
     InboundMessage,
     OutboundMessage,
 )
+from gateway.redis_lock import TokenLocks
 from gateway.streams import PoisonMessage, StreamBus
 from ticketing import csat
 from ticketing.escalation import TicketStore, escalate_in
@@ -39,7 +39,6 @@ from ticketing.service import CustomerTurn, TicketService
 
 log = logging.getLogger(__name__)
 
-_UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 class Bot(Protocol):
@@ -81,7 +80,7 @@ class BotWorker:
         self.escalator = escalator
         self.scorer = scorer
         self.lock_ttl_ms = lock_ttl_ms
-        self._unlock = redis.register_script(_UNLOCK_LUA)
+        self._locks = TokenLocks(redis)
 
     async def handle(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
         """Stream handler (see ``StreamConsumer``)."""
@@ -192,17 +191,6 @@ class BotWorker:
     async def _publish(self, events: list[ConversationEvent]) -> None:
         await publish(self.redis, self.keys, events)  # live views only; the transcript is the record
 
-    @asynccontextmanager
-    async def _conversation_lock(self, conversation_id: str, wait_s: float = 10.0) -> AsyncIterator[None]:
-        key = self.keys.conversation_lock(conversation_id)
-        token = uuid.uuid4().hex
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while not await self.redis.set(key, token, nx=True, px=self.lock_ttl_ms):
-            if asyncio.get_running_loop().time() > deadline:
-                raise ConversationBusy(conversation_id)
-            await asyncio.sleep(0.02)
-        try:
-            yield
-        finally:
-            await self._unlock(keys=[key], args=[token])
-
+    def _conversation_lock(self, conversation_id: str, wait_s: float = 10.0) -> AbstractAsyncContextManager[None]:
+        return self._locks.hold(self.keys.conversation_lock(conversation_id), self.lock_ttl_ms, wait_s=wait_s,
+                                max_delay_s=0.02, busy=lambda: ConversationBusy(conversation_id))

@@ -3,6 +3,7 @@ SLA switch, the supervisor alert queue, and service metrics (JSON and Prometheus
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -189,6 +190,4 @@ def setup_staff_api(app: web.Application, s: Services) -> None:
 
 def vars_of(item: Any) -> dict[str, Any]:
     """A frozen dataclass (slots) as a dict."""
-    from dataclasses import asdict
-
     return asdict(item)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.db.schema import tickets
 from gateway.keys import Keys
 from gateway.models import Channel, ConversationEvent, EventKind
+from gateway.redis_lock import TokenLocks
 from ticketing.intake import raised
 from ticketing.lifecycle import ACTIVE, TicketStatus
 from ticketing.live import kick_router, publish
@@ -39,7 +39,6 @@ from ticketing.ticket_rows import _audit
 
 log = logging.getLogger(__name__)
 
-_UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 class SlaClock(StrEnum):
@@ -194,7 +193,7 @@ class SlaScheduler:
         self.batch_size = batch_size
         self.lock_ttl_ms = lock_ttl_ms
         self.alerts_maxlen = alerts_maxlen
-        self._unlock = redis.register_script(_UNLOCK_LUA)
+        self._locks = TokenLocks(redis)
 
     async def run(self, stop: asyncio.Event, interval_s: float = 5.0) -> None:
         """Scan every ``interval_s`` until ``stop`` is set; Redis and database outages only log."""
@@ -209,16 +208,13 @@ class SlaScheduler:
     async def scan_once(self, now: datetime | None = None) -> ScanResult:
         """Fire every warning and breach due at ``now`` (default: the clock), each exactly once."""
         now = self.clock() if now is None else now
-        token = uuid.uuid4().hex
-        if not await self.redis.set(self.keys.sla_scan_lock, token, nx=True, px=self.lock_ttl_ms):
+        token = await self._locks.acquire(self.keys.sla_scan_lock, self.lock_ttl_ms)
+        if token is None:
             return ScanResult(skipped=True)
         try:
             return await self._scan(await self.policy(), now)
         finally:
-            try:
-                await self._unlock(keys=[self.keys.sla_scan_lock], args=[token])
-            except aioredis.RedisError:
-                log.warning("could not release the SLA scan lock; it expires in %d ms", self.lock_ttl_ms)
+            await self._locks.release(self.keys.sla_scan_lock, token, quiet=True)
 
     async def _scan(self, policy: SlaPolicy, now: datetime) -> ScanResult:
         written = warnings = breaches = errors = 0
