@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from tests_helpers import serve_live
 
 from gateway.config import Settings
 from gateway.db.engine import make_engine, normalize_url
@@ -148,15 +149,6 @@ async def runtime(settings: Settings, embedder: Embedder, redis: aioredis.Redis)
 
 @pytest.fixture
 async def live(settings: Settings, embedder: Embedder, redis: aioredis.Redis) -> AsyncIterator[tuple[Runtime, Any]]:
-    """The whole product over real HTTP: services, bot/delivery/router/SLA workers and the aiohttp app."""
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from gateway.app import build_app
-    from gateway.runtime import open_services, start_workers
-
-    async with open_services(settings, embedder=embedder) as rt:
-        start_workers(rt)
-        client = TestClient(TestServer(build_app(rt.services)))
-        await client.start_server()
-        yield rt, client
-        await client.close()
+    """The whole product over real HTTP with the default test settings (``tests_helpers.serve_live``)."""
+    async with serve_live(settings, embedder) as served:
+        yield served

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.runtime import Runtime
+    from knowledge_index.embedder import Embedder
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
@@ -64,3 +70,21 @@ class WebChatCustomer:
 
     def by(self, author: str) -> list[dict[str, Any]]:
         return [e for e in self.seen if e["author"] == author]
+
+
+@asynccontextmanager
+async def serve_live(settings: Settings, embedder: Embedder) -> AsyncIterator[tuple[Runtime, Any]]:
+    """The whole product over real HTTP: services, bot/delivery/router/SLA workers and the aiohttp app."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.app import build_app
+    from gateway.runtime import open_services, start_workers
+
+    async with open_services(settings, embedder=embedder) as rt:
+        start_workers(rt)
+        client = TestClient(TestServer(build_app(rt.services)))
+        await client.start_server()
+        try:
+            yield rt, client
+        finally:
+            await client.close()

@@ -13,14 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from fakes.telegram_api import FakeTelegram
-from tests_helpers import eventually
+from tests_helpers import eventually, serve_live
 
 from bot.replies import HUMAN_FOLLOW_UP
-from gateway.app import build_app
 from gateway.config import Settings
-from gateway.runtime import Runtime, open_services, start_workers
+from gateway.runtime import Runtime
 from knowledge_index.embedder import Embedder
 
 TOKEN = "123456789:AAE-test_token"
@@ -41,12 +40,8 @@ async def live(settings: Settings, embedder: Embedder, redis: Any,
                fake_tg: FakeTelegram) -> AsyncIterator[tuple[Runtime, TestClient]]:  # type: ignore[type-arg]
     s = settings.with_(telegram_mode="webhook", telegram_bot_token=TOKEN, telegram_webhook_secret=SECRET,
                        telegram_api_base=fake_tg.base_url, max_body_bytes=64 * 1024)
-    async with open_services(s, embedder=embedder) as rt:
-        start_workers(rt)
-        client = TestClient(TestServer(build_app(rt.services)))
-        await client.start_server()
-        yield rt, client
-        await client.close()
+    async with serve_live(s, embedder) as served:
+        yield served
 
 
 async def new_session(client: TestClient) -> dict[str, str]:  # type: ignore[type-arg]
