@@ -85,6 +85,8 @@ class Dispatcher:
     # --- snapshots ---------------------------------------------------------------------------------
     async def _agent_views(self, conn: AsyncConnection,
                            records: list[AgentRecord]) -> list[AgentView]:
+        if not records:
+            return []
         presence = await self.presence.snapshot(r.id for r in records)
         active = case((tickets.c.status.in_(_ACTIVE), 1), else_=0)
         stats = {
@@ -114,6 +116,10 @@ class Dispatcher:
             async with self.locked() as finish_by:
                 now = self.clock()
                 async with self.engine.connect() as conn:
+                    records = await load_agents(conn)
+                    views = await self._agent_views(conn, records)
+                    if not any(routing.has_capacity(v) for v in views):
+                        return []  # nobody free: at peak, every ticket's kick would reload the whole queue
                     queued = [r._mapping for r in await conn.execute(
                         select(tickets.c.id, tickets.c.skills, tickets.c.priority, tickets.c.first_response_due,
                                tickets.c.created_at)
@@ -121,8 +127,6 @@ class Dispatcher:
                                tickets.c.open_key.is_not(None)))]
                     if not queued:
                         return []
-                    records = await load_agents(conn)
-                    views = await self._agent_views(conn, records)
                 held = frozenset(s for r in records for s in r.skills)
                 plan = routing.assign([self._ticket_view(m, held) for m in queued], views, now)
                 loop = asyncio.get_running_loop()

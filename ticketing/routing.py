@@ -82,13 +82,14 @@ class TicketView:
     created_at: datetime
 
 
-def _has_capacity(agent: AgentView) -> bool:
+def has_capacity(agent: AgentView) -> bool:
+    """Online with a free slot: could take *some* ticket now."""
     return agent.presence is Presence.ONLINE and agent.load < agent.max_concurrent
 
 
 def eligible(agent: AgentView, ticket: TicketView) -> bool:
     """Online, spare capacity, and every required skill."""
-    return _has_capacity(agent) and ticket.required_skills <= agent.skills
+    return has_capacity(agent) and ticket.required_skills <= agent.skills
 
 
 _Rank = tuple[Fraction, int, int, datetime, AgentId]
@@ -136,7 +137,7 @@ def assign(queue: Iterable[TicketView], agents: Iterable[AgentView], now: dateti
         views[agent.id] = agent
 
     # Agents that can take work now, and an index from each skill to them (for building heaps).
-    open_ids = {a.id for a in views.values() if _has_capacity(a)}
+    open_ids = {a.id for a in views.values() if has_capacity(a)}
     holders: dict[str, list[AgentId]] = {}
     for agent_id in sorted(open_ids):
         for skill in views[agent_id].skills:
@@ -179,7 +180,7 @@ def assign(queue: Iterable[TicketView], agents: Iterable[AgentView], now: dateti
         version[agent_id] += 1  # every entry of this agent is now stale
         plan.append((ticket.id, agent_id))
         planned.add(ticket.id)
-        if _has_capacity(agent):
+        if has_capacity(agent):
             entry = (_rank(agent, now), version[agent_id], agent_id)
             for member in member_of[agent_id]:
                 heapq.heappush(member, entry)
