@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from bot.replies import language_of
 from bot.reply import BotReply
-from gateway.db.conversations import ConversationStore, insert_inbound, insert_outbound, read_state
+from gateway.db.conversations import ConversationStore, insert_inbound, insert_outbound, read_state, set_sentiment
 from gateway.keys import Keys
 from gateway.models import (
     ConversationEvent,
@@ -32,7 +32,7 @@ from gateway.redis_lock import TokenLocks
 from gateway.streams import PoisonMessage, StreamBus
 from ticketing import csat
 from ticketing.escalation import TicketStore, escalate_in
-from ticketing.escalator import Escalator, score_json
+from ticketing.escalator import RECENT_MESSAGES, Escalator, score_json
 from ticketing.live import kick_router, publish
 from ticketing.sentiment import SentimentScorer
 from ticketing.service import CustomerTurn, TicketService
@@ -95,12 +95,14 @@ class BotWorker:
         """Record, decide, reply (returns the last reply message). All database writes of one message
         commit together."""
         conv_id = msg.conversation_id
-        sentiment = None
-        if self.scorer is not None and msg.text.strip():
-            # Scored for every customer message: priority reads the recent ones, agents see them.
-            sentiment = score_json(await asyncio.to_thread(self.scorer.score, msg.text))
-        data: dict[str, object] = {"text": msg.text[:500], **({"sentiment": sentiment} if sentiment else {})}
+        data: dict[str, object] = {"text": msg.text[:500]}
         if (await self.conversations.state(conv_id) or ConversationState.BOT) != ConversationState.BOT:
+            # Messages that reach ticketing are scored as they arrive (agents see the mood); messages
+            # the bot answers are scored only if the conversation escalates (see _score_recent), which
+            # keeps an encoder pass off the FAQ hot path.
+            sentiment = await self._score(msg.text)
+            if sentiment:
+                data["sentiment"] = sentiment
             # Queued, with an agent, or resolved: the ticket decides (a resolved ticket records a CSAT
             # rating or reopens when the customer writes within the window; after it, or after a
             # hand-back, the bot answers).
@@ -125,7 +127,7 @@ class BotWorker:
             # A late or repeated rating button press: recorded, never answered (the bot would not
             # understand it and would open a ticket).
             async with self.conversations.engine.begin() as conn:
-                await insert_inbound(conn, msg, sentiment=sentiment)
+                await insert_inbound(conn, msg)
             await self._publish([received])
             return None
         # Deciding (retrieval, dialogue engine) happens before the transaction opens, so no write lock
@@ -148,8 +150,11 @@ class BotWorker:
         ]
         events = [received]
         escalated = False
+        scores = await self._score_recent(msg) if reply.escalate is not None else {}
         async with self.conversations.engine.begin() as conn:
-            await insert_inbound(conn, msg, sentiment=sentiment)
+            await insert_inbound(conn, msg, sentiment=scores.pop(msg.message_id, None))
+            for message_id, score in scores.items():
+                await set_sentiment(conn, message_id, score)
             if await read_state(conn, conv_id) != ConversationState.BOT:
                 return None  # taken over while we were deciding: the human answers, not the bot
             if reply.escalate is not None:
@@ -187,6 +192,25 @@ class BotWorker:
                                             data={"article_id": reply.article_id, "engine": reply.engine}))
         await self._publish(events)
         return outs[-1] if outs else None
+
+    async def _score(self, text: str) -> dict[str, object] | None:
+        if self.scorer is None or not text.strip():
+            return None
+        return score_json(await asyncio.to_thread(self.scorer.score, text))
+
+    async def _score_recent(self, msg: InboundMessage) -> dict[str, dict[str, object]]:
+        """Scores for the escalating message and the customer's recent unscored ones (the priority
+        reads the last few), in one encoder batch, before the transaction opens."""
+        if self.scorer is None:
+            return {}
+        pending = [(msg.message_id, msg.text)] if msg.text.strip() else []
+        pending += [(mid, text) for mid, text in
+                    await self.conversations.unscored_customer_messages(msg.conversation_id, RECENT_MESSAGES)
+                    if mid != msg.message_id]
+        if not pending:
+            return {}
+        scores = await asyncio.to_thread(self.scorer.score_many, [text for _, text in pending])
+        return {mid: score_json(score) for (mid, _), score in zip(pending, scores, strict=True)}
 
     async def _publish(self, events: list[ConversationEvent]) -> None:
         await publish(self.redis, self.keys, events)  # live views only; the transcript is the record

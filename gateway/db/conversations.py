@@ -70,6 +70,17 @@ class ConversationStore:
             )
             return [dict(r._mapping) for r in rows]
 
+    async def unscored_customer_messages(self, conversation_id: str, limit: int) -> list[tuple[str, str]]:
+        """(id, text) of the customer's latest ``limit`` text messages that have no sentiment score yet."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(messages.c.id, messages.c.text, messages.c.sentiment)
+                .where(messages.c.conversation_id == conversation_id, messages.c.direction == "in",
+                       messages.c.text != "")
+                .order_by(messages.c.created_at.desc(), messages.c.id.desc()).limit(limit)
+            )).all()
+        return [(r.id, r.text) for r in rows if r.sentiment is None]
+
     async def recent_customer_texts(self, conversation_id: str, limit: int = 50) -> list[str]:
         """The customer's latest messages, oldest first (e.g. to find the order number they gave)."""
         async with self.engine.connect() as conn:
@@ -141,6 +152,12 @@ async def insert_inbound(
             update(conversations).where(conversations.c.id == msg.conversation_id).values(updated_at=now)
         )
     return inserted
+
+
+async def set_sentiment(conn: AsyncConnection, message_id: str, sentiment: dict[str, Any]) -> None:
+    """Score a stored customer message (once: an existing score is kept)."""
+    await conn.execute(update(messages).where(messages.c.id == message_id, messages.c.sentiment.is_(None))
+                       .values(sentiment=sentiment))
 
 
 async def insert_outbound(conn: AsyncConnection, msg: OutboundMessage) -> bool:

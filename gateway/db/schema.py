@@ -71,7 +71,9 @@ messages = Table(
     Column("attachments", JSON, nullable=False),
     Column("raw", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
-    Column("sentiment", JSON),  # customer messages: ticketing.sentiment scores and reasons
+    # ticketing.sentiment scores of customer messages; SQL NULL (not JSON null) while unscored, so
+    # "IS NULL" finds the messages still to score
+    Column("sentiment", JSON(none_as_null=True)),
     Index("ix_messages_conversation_created", "conversation_id", "created_at"),
     Index("ix_messages_created_at", "created_at"),
 )
