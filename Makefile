@@ -12,7 +12,7 @@ PYTHON310 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.1
 RASA_VENV ?= .venv-rasa
 RASA_STAMP := $(RASA_VENV)/.installed-rasa-3.6.21
 
-.PHONY: install run test lint bench eval clean help browser rasa-venv
+.PHONY: install run test lint bench eval clean help browser rasa-venv mail-servers
 
 help:
 	@echo "make run | test | lint | bench | eval | clean"
@@ -58,7 +58,14 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
 	else echo "Chromium missing and not root: browser tests will be skipped (apt-get install chromium fonts-wqy-zenhei)"; fi
 
-test: install $(VENV)/.installed-st rasa-venv browser
+# Email tests start a private Dovecot (IMAP) on loopback; the SMTP side is aiosmtpd from the dev extra.
+mail-servers:
+	@if command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
+	else echo "Dovecot missing and not root: email channel tests will be skipped (apt-get install dovecot-imapd)"; fi
+
+test: install $(VENV)/.installed-st rasa-venv browser mail-servers
 	$(BIN)/pytest -q
 
 lint: install

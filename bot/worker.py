@@ -31,8 +31,9 @@ from gateway.models import (
 from gateway.redis_lock import TokenLocks
 from gateway.streams import PoisonMessage, StreamBus
 from ticketing import csat
-from ticketing.escalation import TicketStore, escalate_in
+from ticketing.escalation import EscalationReason, TicketStore, escalate_in
 from ticketing.escalator import RECENT_MESSAGES, Escalator, score_json
+from ticketing.identity_links import link_on_message
 from ticketing.live import kick_router, publish
 from ticketing.sentiment import SentimentScorer
 from ticketing.service import CustomerTurn, TicketService
@@ -94,6 +95,12 @@ class BotWorker:
     async def process(self, msg: InboundMessage) -> OutboundMessage | None:
         """Record, decide, reply (returns the last reply message). All database writes of one message
         commit together."""
+        if msg.automated is not None:
+            await self._record_automated(msg)
+            return None
+        # An order number that exists links the writer to its customer (proof, never a guess); first,
+        # so a tier it brings counts if this message escalates. Cheap: the database only on a number.
+        await link_on_message(self.conversations.engine, msg, self.clock())
         conv_id = msg.conversation_id
         data: dict[str, object] = {"text": msg.text[:500]}
         if (await self.conversations.state(conv_id) or ConversationState.BOT) != ConversationState.BOT:
@@ -192,6 +199,33 @@ class BotWorker:
                                             data={"article_id": reply.article_id, "engine": reply.engine}))
         await self._publish(events)
         return outs[-1] if outs else None
+
+    async def _record_automated(self, msg: InboundMessage) -> None:
+        """Machine mail (auto-reply, bounce, list, our own mail looping back): stored and shown to agents,
+        never answered (answering an out-of-office starts a mail loop) and never a ticket transition. A
+        bounce in an existing conversation no human is on means our reply did not arrive: it opens a
+        ticket, with the failed recipient and status in the summary (the message text)."""
+        conv_id = msg.conversation_id
+        events = [ConversationEvent(kind=EventKind.MESSAGE_RECEIVED, conversation_id=conv_id,
+                                    message_id=msg.message_id, data={"text": msg.text[:500],
+                                                                     "automated": msg.automated})]
+        escalated = False
+        async with self.conversations.engine.begin() as conn:
+            state = await read_state(conn, conv_id)
+            inserted = await insert_inbound(conn, msg)
+            if (inserted and msg.automated == "bounce" and state is not None
+                    and state not in (ConversationState.QUEUED, ConversationState.AGENT)):
+                esc = await escalate_in(conn, conv_id, EscalationReason.CHANNEL_FAILURE, summary=msg.text,
+                                        now=self.clock(), details={"message_id": msg.message_id, "bounce": True})
+                escalated = esc.created
+                events.append(ConversationEvent(kind=EventKind.ESCALATED, conversation_id=conv_id,
+                                                message_id=msg.message_id,
+                                                data={"ticket_id": esc.ticket.id, "status": "new",
+                                                      "reason": EscalationReason.CHANNEL_FAILURE.value,
+                                                      "assignee_id": None}))
+        if escalated:
+            await kick_router(self.redis, self.keys)
+        await self._publish(events)
 
     async def _score(self, text: str) -> dict[str, object] | None:
         if self.scorer is None or not text.strip():

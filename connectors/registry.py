@@ -13,6 +13,17 @@ from gateway.models import Channel
 _CLASSES: dict[Channel, str] = {
     Channel.WEBCHAT: "connectors.webchat:WebchatConnector",
     Channel.TELEGRAM: "connectors.telegram:TelegramConnector",
+    # --- wechat (Official Account) ---
+    Channel.WECHAT: "connectors.wechat:WeChatConnector",
+    # --- wecom kf ---
+    Channel.WECOM: "connectors.wecom_kf:WeComKfConnector",
+    # --- email ---
+    Channel.EMAIL: "connectors.email:EmailConnector",
+    # --- marketplaces and signed webhook ---
+    Channel.WEBHOOK: "connectors.signed_webhook:SignedWebhookConnector",
+    Channel.TAOBAO: "connectors.taobao:TaobaoAdapter",
+    Channel.JD: "connectors.jd:JdAdapter",
+    Channel.PINDUODUO: "connectors.pinduoduo:PinduoduoAdapter",
 }
 
 

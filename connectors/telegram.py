@@ -15,7 +15,6 @@ import asyncio
 import hmac
 import json
 import re
-import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, TypeGuard
@@ -38,7 +37,9 @@ from aiogram.exceptions import (
 from aiogram.methods import GetUpdates
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from connectors import text_parts
 from connectors.base import PayloadError, VerificationError, WebhookRequest, WebhookResponse
+from connectors.text_parts import utf16_units
 from gateway.models import Attachment, Channel, CustomerRef, DeliveryResult, InboundMessage, OutboundMessage
 
 SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"
@@ -49,63 +50,21 @@ ALLOWED_UPDATES: Final = ("message", "edited_message", "business_message", "edit
                           "callback_query")
 _MESSAGE_KEYS: Final = (("message", False), ("edited_message", True), ("business_message", False),
                         ("edited_business_message", True))
-# Break preferences, best first; each separator stays at the end of the earlier chunk (lossless split).
-_BREAKS: Final = (("\n\n",), ("\n",), ("。", "！", "？", "…", ". ", "! ", "? "), (" ",))
 _TOKEN_RE: Final = re.compile(r"(\d+):\S+")
 _SECRET_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _TRANSIENT_RETRY: Final = 5.0  # network errors / 5xx: Telegram itself suggests ~5 s when restarting
 _CONFIG_RETRY: Final = 60.0  # token rejected: not the message's fault, wait for an operator fix
 
 
-def _units(ch: str) -> int:
-    return 2 if ord(ch) > 0xFFFF else 1
-
-
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units, the unit Telegram's 4096 limit is expressed in."""
-    return sum(_units(ch) for ch in text)
+    return sum(utf16_units(ch) for ch in text)
 
 
 def split_text(text: str, limit: int = MAX_TEXT_UTF16) -> list[str]:
-    """Split into chunks of at most ``limit`` UTF-16 units; ``"".join(chunks) == text``.
-
-    Breaks after a paragraph, else a line, else sentence punctuation, else a space, else anywhere a
-    grapheme does not continue. Slicing Python ``str`` by code point can never split a surrogate pair.
-    """
-    chunks: list[str] = []
-    start = 0
-    while start < len(text):
-        end, units = start, 0
-        while end < len(text) and units + _units(text[end]) <= limit:
-            units += _units(text[end])
-            end += 1
-        if end == len(text):
-            chunks.append(text[start:])
-            break
-        cut = _break_at(text, start, end)
-        chunks.append(text[start:cut])
-        start = cut
-    return chunks
-
-
-def _break_at(text: str, start: int, end: int) -> int:
-    window = text[start:end]
-    floor = len(window) // 2  # a "nicer" break that leaves a tiny chunk costs an extra message
-    for group in _BREAKS:
-        pos = max(window.rfind(sep) + len(sep) if sep in window else -1 for sep in group)
-        if pos > floor:
-            return start + pos
-    cut = end
-    # Hard cut: step back while the next character continues the previous one's glyph, so accents
-    # and emoji sequences (ZWJ families, skin tones, variation selectors) are not torn in two.
-    while cut - 1 > start and _continues(text[cut - 1], text[cut]):
-        cut -= 1
-    return cut
-
-
-def _continues(before: str, ch: str) -> bool:
-    return (before == "\u200d" or ch in "\u200d\ufe0e\ufe0f" or "\U0001f3fb" <= ch <= "\U0001f3ff"
-            or unicodedata.combining(ch) != 0)
+    """Split into chunks of at most ``limit`` UTF-16 units; ``"".join(chunks) == text``
+    (``connectors.text_parts``: paragraph, line, sentence, clause or space breaks; glyphs kept whole)."""
+    return text_parts.split_text(text, limit, utf16_units)
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -402,8 +361,7 @@ def _render(message: OutboundMessage) -> tuple[str, InlineKeyboardMarkup | None]
         rows = [[InlineKeyboardButton(text=r.title, callback_data=r.payload)] for r in replies]
         return message.text, InlineKeyboardMarkup(inline_keyboard=rows)
     # callback_data cannot carry this payload: fall back to the numbered options every channel has.
-    options = "\n".join(f"{i}. {r.title}" for i, r in enumerate(replies, 1))
-    return f"{message.text}\n\n{options}", None
+    return text_parts.with_numbered_options(message), None
 
 
 def _failed(

@@ -7,12 +7,12 @@ from aiohttp import web
 from gateway.admin_api import setup_admin_api
 from gateway.agent_api import setup_agent_api
 from gateway.auth import Principal, Role, auth_middleware
+from gateway.channels import setup_channel_routes
+from gateway.customer_api import setup_customer_api
 from gateway.http_errors import errors_middleware
-from gateway.models import Channel
 from gateway.services import Services
 from gateway.staff_api import setup_staff_api
 from gateway.webchat_routes import setup_webchat
-from gateway.webhooks import make_webhook_handler
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 
@@ -31,10 +31,7 @@ def build_app(services: Services) -> web.Application:
 
     app.router.add_get("/healthz", healthz)
     setup_webchat(app, services)
-    if Channel.TELEGRAM in services.connectors and services.settings.telegram_mode == "webhook":
-        app.router.add_post(
-            "/webhooks/telegram", make_webhook_handler(services, services.connectors.get(Channel.TELEGRAM))
-        )
+    setup_channel_routes(app, services)
 
     async def authenticate(token: str) -> Principal | None:
         agent = await services.agents.authenticate(token)
@@ -47,4 +44,5 @@ def build_app(services: Services) -> web.Application:
     setup_admin_api(app, services)
     setup_agent_api(app, services)
     setup_staff_api(app, services)
+    setup_customer_api(app, services)
     return app

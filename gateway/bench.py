@@ -1,7 +1,8 @@
 """``make bench``: ingest and answer-path throughput/latency, each beside a baseline measured in this run.
 
-(a) ingest: Telegram webhook -> verify -> parse -> dedupe -> XADD -> 200, against a bare aiohttp
-    handler that only reads the body, both served by a child process and loaded from this one;
+(a) ingest per connector (``gateway/bench_ingest.py``): signed platform requests -> verify -> parse ->
+    dedupe -> XADD -> ack, beside a bare aiohttp handler that only reads the body, both served by a
+    child process and loaded from this one (WeChat also in safe mode; email as parse + ingest);
 (b) FAQ answer path: inbound stream -> bot worker (transcript, retrieval, decision) -> reply on the
     outbound stream, closed-loop at several concurrencies;
 (c) the embedding model alone (sentences/s, one sentence per call as the answer path uses it, and
@@ -14,151 +15,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
+from gateway.bench_ingest import Latencies, bench_ingest
 from gateway.config import Settings
 from gateway.models import Channel, CustomerRef, InboundMessage, OutboundMessage
 from gateway.redis_conn import EmbeddedRedis, free_port
 from gateway.streams import read_entries
 
-TOKEN = "123456789:BENCH-token"
-SECRET = "bench_secret"
 QUESTIONS = [
     "怎么退货", "我买的东西什么时候发货", "退款多久到账", "发票怎么开", "可以改地址吗", "优惠券怎么用",
     "物流好几天没更新了", "保修多久", "How long does a refund take?", "Can I cancel my order?",
     "你们支持比特币付款吗", "帮我写一首诗",
 ]
-
-
-@dataclass
-class Latencies:
-    samples: list[float]
-    elapsed: float
-
-    def summary(self) -> dict[str, float]:
-        s = sorted(self.samples)
-
-        def pct(p: float) -> float:
-            return s[min(len(s) - 1, int(p * len(s)))] * 1000
-
-        return {"n": len(s), "per_s": round(len(s) / self.elapsed, 1), "p50_ms": round(pct(0.50), 2),
-                "p95_ms": round(pct(0.95), 2), "p99_ms": round(pct(0.99), 2)}
-
-
-# --- (a) ingest ------------------------------------------------------------------------------------
-def _serve_bare(port: int) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(text="{}", content_type="application/json")
-
-    app = web.Application()
-    app.router.add_post("/webhooks/telegram", handler)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def _serve_gateway(port: int, settings: Settings) -> None:
-    from gateway.app import build_app
-    from gateway.runtime import open_services
-
-    async def main() -> None:
-        async with open_services(settings, embedder=_NullEmbedder()) as rt:
-            runner = web.AppRunner(build_app(rt.services), access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-class _NullEmbedder:
-    """The ingest path never embeds; this keeps the child's start-up fast. Not used for (b)/(c)."""
-
-    name = "bench-null"
-    dim = 8
-
-    def encode(self, texts: Any) -> Any:
-        import numpy as np
-
-        out = np.zeros((len(texts), 8), dtype="float32")
-        out[:, 0] = 1.0
-        return out
-
-
-async def _wait_up(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.post(url, data=b"{}") as resp:
-                    await resp.read()
-                    return
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-async def _load(url: str, bodies: list[bytes], concurrency: int, check_status: int = 200) -> Latencies:
-    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    samples: list[float] = []
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        async def worker() -> None:
-            while not queue.empty():
-                body = queue.get_nowait()
-                t0 = time.perf_counter()
-                async with http.post(url, data=body, headers=headers) as resp:
-                    await resp.read()
-                    if resp.status != check_status:
-                        raise RuntimeError(f"unexpected status {resp.status}")
-                samples.append(time.perf_counter() - t0)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return Latencies(samples, time.perf_counter() - start)
-
-
-def _update(i: int) -> bytes:
-    return json.dumps({"update_id": i, "message": {
-        "message_id": i, "from": {"id": 1000 + i % 500, "first_name": "B", "is_bot": False},
-        "chat": {"id": 1000 + i % 500, "type": "private"}, "date": 1763000000, "text": "怎么退货"}}).encode()
-
-
-async def bench_ingest(settings: Settings, n: int, concurrency: int) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    results: dict[str, Any] = {}
-    for name, target, args in (
-        ("bare_aiohttp", _serve_bare, ()),
-        ("gateway", _serve_gateway, (settings.with_(telegram_mode="webhook", telegram_bot_token=TOKEN,
-                                                    telegram_webhook_secret=SECRET,
-                                                    telegram_api_base="http://127.0.0.1:9"),)),
-    ):
-        port = free_port()
-        proc = ctx.Process(target=target, args=(port, *args), daemon=True)
-        proc.start()
-        try:
-            url = f"http://127.0.0.1:{port}/webhooks/telegram"
-            await _wait_up(url)
-            await _load(url, [_update(10_000_000 + i) for i in range(200)], concurrency)  # warm-up
-            lat = await _load(url, [_update(i) for i in range(n)], concurrency)
-            results[name] = lat.summary()
-        finally:
-            proc.terminate()
-            proc.join(10)
-    results["ratio_gateway_vs_bare"] = round(results["gateway"]["per_s"] / results["bare_aiohttp"]["per_s"], 3)
-    results["concurrency"] = concurrency
-    return results
 
 
 # --- (b) answer path -------------------------------------------------------------------------------

@@ -98,6 +98,105 @@ class Keys:
     def sla_scan_lock(self) -> str:
         return self._k("sla", "scan", "lock")
 
+    # --- platform access tokens (one cache per account, shared by every process) ---
+    def access_token(self, name: str) -> str:
+        return self._k("access_token", name)
+
+    def access_token_lock(self, name: str) -> str:
+        return self._k("access_token", name, "lock")
+
+    # --- wechat (Official Account) ---
+    # --- wecom kf ---
+    def wecom_cursor(self, open_kfid: str) -> str:
+        """The ``kf/sync_msg`` ``next_cursor`` of one kf account, written after its page is on the stream."""
+        return self._k("wecom", "cursor", open_kfid)
+
+    def wecom_pull_lock(self, open_kfid: str) -> str:
+        """Serialises pulls per kf account: overlapping callbacks must not pull the same cursor twice."""
+        return self._k("wecom", "pull_lock", open_kfid)
+
+    @property
+    def wecom_pending(self) -> str:
+        """Hash open_kfid -> latest callback token: a pull someone asked for and nobody finished yet."""
+        return self._k("wecom", "pending")
+
+    @property
+    def wecom_accounts(self) -> str:
+        """Set of kf accounts seen in callbacks: the periodic catch-up pull covers these."""
+        return self._k("wecom", "accounts")
+
+    @property
+    def wecom_kick(self) -> str:
+        """Pub/sub channel: "a pull is pending" (pullers also look at the pending hash on a timer)."""
+        return self._k("wecom", "kick")
+
+    def wecom_poll_gate(self, open_kfid: str) -> str:
+        """Set NX with the poll interval as TTL: one catch-up pull per account per interval, deployment-wide."""
+        return self._k("wecom", "poll_gate", open_kfid)
+
+    # --- email ---
+    def email_thread(self, conversation_key: str) -> str:
+        """JSON reply context (subject, Message-ID, References) of an email conversation's latest mail."""
+        return self._k("email", "thread", "conv", conversation_key)
+
+    def email_thread_of(self, inbound_message_id: str) -> str:
+        """JSON reply context of one inbound mail (the bot answers that mail, not the latest one)."""
+        return self._k("email", "thread", "msg", inbound_message_id)
+
+    def email_cursor(self, mailbox: str) -> str:
+        """Hash ``uidvalidity``/``last_uid``: the IMAP poller's position in one mailbox folder."""
+        return self._k("email", "cursor", mailbox)
+
+    def email_poller_lock(self, mailbox: str) -> str:
+        """Held by the one process polling a mailbox folder."""
+        return self._k("email", "poller", mailbox)
+
+    # --- marketplaces and signed webhook ---
+    def webhook_replay(self, signature: str) -> str:
+        """Set after a signed webhook push was accepted: the same signed request again is a replay."""
+        return self._k("webhook", "seen", signature)
+
+    def feed_lock(self, feed: str) -> str:
+        """Held by the one process consuming an exclusive marketplace feed (PDD socket, JD cursor)."""
+        return self._k("feed", feed, "lock")
+
+    def feed_cursor(self, feed: str) -> str:
+        """A feed's position the platform does not keep for us (JD: end of the last stored window)."""
+        return self._k("feed", feed, "cursor")
+
+    def feed_status(self, feed: str) -> str:
+        """Hash: state ok|error, error text, at — how an operator sees bad credentials."""
+        return self._k("feed", feed, "status")
+
+    # --- outbound limits ---
+    def outbound_rate(self, scope: str) -> str:
+        """GCRA theoretical arrival time (epoch ms) of one outbound rate, e.g. ``telegram:chat:42``."""
+        return self._k("outlimit", "rate", scope)
+
+    def outbound_window(self, conversation_id: str) -> str:
+        """Hash ``start``/``sent``: replies sent in a WeChat/WeCom conversation's current reply window."""
+        return self._k("outlimit", "window", conversation_id)
+
+    @property
+    def outbound_delayed(self) -> str:
+        """Sorted set outbound message id -> due time (epoch ms): replies waiting to be retried."""
+        return self._k("outbound", "delayed")
+
+    @property
+    def outbound_delayed_payloads(self) -> str:
+        """Hash outbound message id -> its stream fields (JSON) while it waits in ``outbound_delayed``."""
+        return self._k("outbound", "delayed", "payloads")
+
+    def outbound_sending(self, outbound_message_id: str) -> str:
+        """In-flight lock: held by the one worker sending this reply right now."""
+        return self._k("outbound", "sending", outbound_message_id)
+
+    def outbound_failed(self, outbound_message_id: str) -> str:
+        """Set once a reply failed permanently (handed to an agent): later copies are dropped."""
+        return self._k("outbound", "failed", outbound_message_id)
+
+    # --- customer identity linking ---
+
     # --- health ---
     def heartbeat(self, component: str) -> str:
         return self._k("heartbeat", component)

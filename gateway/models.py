@@ -75,6 +75,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Mail no human wrote to us: stored like any message (nothing is lost) but never answered by the bot,
+# since answering an out-of-office or a bounce starts a mail loop. "auto_reply": RFC 3834
+# Auto-Submitted, vacation/out-of-office responders; "bounce": delivery status notifications; "bulk":
+# mailing lists and bulk mail; "loop": our own mail coming back.
+Automated = Literal["auto_reply", "bounce", "bulk", "loop"]
+
+
 class InboundMessage(_Frozen):
     """One customer message as it enters the conversation stream."""
 
@@ -88,6 +95,7 @@ class InboundMessage(_Frozen):
     sent_at: datetime
     received_at: datetime = Field(default_factory=utcnow)
     raw: dict[str, Any] = Field(default_factory=dict)
+    automated: Automated | None = None  # set: stored and shown to agents, never answered by the bot
 
     @property
     def conversation_id(self) -> str:
@@ -105,6 +113,7 @@ class InboundMessage(_Frozen):
         sent_at: datetime,
         attachments: tuple[Attachment, ...] = (),
         raw: dict[str, Any] | None = None,
+        automated: Automated | None = None,
     ) -> InboundMessage:
         """Construct with the deterministic ``message_id`` derived from the channel's id."""
         return cls(
@@ -117,6 +126,7 @@ class InboundMessage(_Frozen):
             attachments=attachments,
             sent_at=sent_at,
             raw=raw or {},
+            automated=automated,
         )
 
 

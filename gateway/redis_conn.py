@@ -100,6 +100,11 @@ async def _pings(url: str) -> bool:
             await client.aclose()
 
 
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text: clients return bytes (``decode_responses`` is off, streams carry bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def connect(url: str) -> aioredis.Redis:
     """A client with string decoding off: stream payloads stay bytes until the model parses them."""
     return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=30)

@@ -1,6 +1,7 @@
 """Token locks on Redis: ``SET key token NX PX ttl``, released by a compare-and-delete script, so a
 holder whose lock already expired can never delete its successor's. One implementation for every
-lock Huiliu takes (per-conversation ordering, the routing lock, the SLA scan lock).
+lock Huiliu takes (per-conversation ordering, the routing lock, the SLA scan lock, the pollers' and
+feeds' single-consumer locks).
 
 The TTL only bounds a crashed holder; callers that must stay correct under an expired lock pair it
 with a compare-and-set in the database.
@@ -20,6 +21,7 @@ import redis.asyncio as aioredis
 log = logging.getLogger(__name__)
 
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+_EXTEND = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 
 
 class TokenLocks:
@@ -28,6 +30,7 @@ class TokenLocks:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._release = redis.register_script(_RELEASE)
+        self._extend = redis.register_script(_EXTEND)
 
     async def acquire(self, key: str, ttl_ms: int, *, wait_s: float = 0.0, max_delay_s: float = 0.1) -> str | None:
         """The token when the lock is ours, or None after ``wait_s`` (0: one attempt). Retries back off
@@ -42,6 +45,11 @@ class TokenLocks:
             await asyncio.sleep(min(delay * random.uniform(1.0, 2.0), max_delay_s))
             delay = min(delay * 2, max_delay_s)
         return token
+
+    async def extend(self, key: str, token: str, ttl_ms: int) -> bool:
+        """Renew the lock's TTL if it is still ours; False when it expired or passed to someone else
+        (a long-running holder -- a poller, a feed -- must then stop acting as the owner)."""
+        return bool(await self._extend(keys=[key], args=[token, ttl_ms]))
 
     async def release(self, key: str, token: str, *, quiet: bool = False) -> None:
         """Delete the lock if it is still ours. ``quiet``: a Redis error is logged, not raised (the lock

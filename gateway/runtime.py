@@ -30,8 +30,9 @@ from bot.orders import DbOrderLookup
 from bot.rasa_client import RasaClient
 from bot.retrieval_bot import RetrievalBot
 from bot.worker import BotWorker
-from connectors.registry import Connectors, connector_class
+from connectors.registry import Connectors
 from gateway.app import build_app
+from gateway.channels import build_connectors, channel_tasks
 from gateway.config import Settings
 from gateway.db.articles import ArticleStore
 from gateway.db.conversations import ConversationStore
@@ -40,11 +41,11 @@ from gateway.db.migrate import upgrade
 from gateway.delivery import DeliveryWorker
 from gateway.keys import Keys
 from gateway.knowledge import KnowledgeService
-from gateway.models import Channel, utcnow
+from gateway.models import utcnow
+from gateway.outbound_limits import OutboundPolicy
 from gateway.redis_conn import EmbeddedRedis, connect
 from gateway.services import Services
 from gateway.streams import Handler, StreamBus, StreamConsumer
-from gateway.telegram_poller import poll_telegram
 from knowledge_index.article import load_kb_jsonl
 from knowledge_index.embedder import Embedder, load_embedder
 from ticketing.agents import AgentDirectory
@@ -104,15 +105,7 @@ async def open_services(
             settings.data_dir / "index", threshold=settings.decline_threshold,
         )
         await kb.start()
-        instances: dict[Channel, Any] = {
-            Channel.WEBCHAT: connector_class(Channel.WEBCHAT)(settings.webchat_secret, redis=redis, keys=keys)
-        }
-        if settings.telegram_mode != "off" and settings.telegram_bot_token:
-            instances[Channel.TELEGRAM] = connector_class(Channel.TELEGRAM)(
-                settings.telegram_bot_token,
-                webhook_secret=settings.telegram_webhook_secret,
-                api_base=settings.telegram_api_base,
-            )
+        instances = build_connectors(settings, redis, keys)
         bus = StreamBus(redis, keys, dedupe_ttl_s=settings.dedupe_ttl_s)
         policies = PolicyStore(engine, TicketingPolicy.from_settings(
             warn_before_min=settings.sla_warn_before_min, peak_factor=settings.sla_peak_factor,
@@ -172,7 +165,7 @@ def start_workers(runtime: Runtime, *, name: str | None = None, telegram_polling
                     escalator=Escalator(s.policies, lambda article_id: a.tags if (a := kb.article(article_id)) else ()),
                     scorer=SentimentScorer(kb.embedder))
     delivery = DeliveryWorker(redis=s.redis, keys=s.keys, connectors=s.connectors,
-                              tickets=s.tickets, clock=s.clock)
+                              tickets=s.tickets, clock=s.clock, policy=OutboundPolicy.from_settings(s.settings))
     def make(stream: str, group: str, handler: Handler, concurrency: int) -> StreamConsumer:
         return StreamConsumer(redis=s.redis, keys=s.keys, stream=stream, group=group, name=name,
                               handler=handler, concurrency=concurrency, max_attempts=s.settings.max_attempts,
@@ -184,15 +177,17 @@ def start_workers(runtime: Runtime, *, name: str | None = None, telegram_polling
     ]
     for consumer in runtime.consumers:
         runtime.tasks.append(asyncio.create_task(consumer.run(runtime.stop), name=f"{consumer.group}-consumer"))
+    # Replies waiting for a retry or a rate-limit slot go back on the stream when due (every process
+    # may run the mover: each move is one atomic script).
+    runtime.tasks.append(asyncio.create_task(delivery.outbox.run_mover(runtime.stop), name="outbound-mover"))
     runtime.tasks.append(asyncio.create_task(s.kb.follow(runtime.stop), name="kb-follow"))
     # Routing and SLA timers may run in every process: both take a Redis lock per pass.
     runtime.tasks.append(asyncio.create_task(s.dispatcher.run(runtime.stop), name="router"))
     scheduler = SlaScheduler(s.engine, s.redis, s.keys, s.clock, s.policies.current_sla)
     runtime.tasks.append(asyncio.create_task(
         scheduler.run(runtime.stop, interval_s=s.settings.sla_scan_interval_s), name="sla-scheduler"))
-    if telegram_polling and s.settings.telegram_mode == "polling" and Channel.TELEGRAM in s.connectors:
-        runtime.tasks.append(asyncio.create_task(
-            poll_telegram(s, s.connectors.get(Channel.TELEGRAM), runtime.stop), name="telegram-poll"))
+    for task_name, coro in channel_tasks(s, runtime.stop, polling=telegram_polling).items():
+        runtime.tasks.append(asyncio.create_task(coro, name=task_name))
 
 
 async def stop_workers(runtime: Runtime) -> None:

@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 
 from gateway.keys import Keys
 from gateway.models import InboundMessage, OutboundMessage
+from gateway.redis_conn import as_text
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class StreamBus:
                 keys=[self._keys.dedupe(msg.channel.value, msg.external_message_id), self._keys.inbound],
                 args=[self._ttl, msg.model_dump_json(), msg.message_id, msg.conversation_id],
             )
-            results.append(IngestResult(msg.message_id, _s(sid) if sid else None))
+            results.append(IngestResult(msg.message_id, as_text(sid) if sid else None))
         return results
 
     async def send(self, message: OutboundMessage) -> str:
@@ -72,11 +73,7 @@ class StreamBus:
         sid = await self._redis.xadd(
             self._keys.outbound, {"m": message.model_dump_json(), "c": message.conversation_id}
         )
-        return _s(sid)
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        return as_text(sid)
 
 
 Entry = tuple[str, dict[bytes, bytes]]
@@ -87,13 +84,13 @@ async def read_entries(
 ) -> list[Entry]:
     """Plain XREAD (no group) of entries after ``last_id``; typed, because redis-py's result is not."""
     resp: Any = await redis.xread({stream: last_id}, count=count, block=block_ms)
-    return [(_s(eid), fields) for _key, items in resp or [] for eid, fields in items]
+    return [(as_text(eid), fields) for _key, items in resp or [] for eid, fields in items]
 
 
 async def last_entry_id(redis: aioredis.Redis, stream: str) -> str:
     """Id of the newest entry of ``stream``, "0-0" when it is empty or missing."""
     resp: Any = await redis.xrevrange(stream, count=1)
-    return _s(resp[0][0]) if resp else "0-0"
+    return as_text(resp[0][0]) if resp else "0-0"
 
 
 Handler = Callable[[str, dict[bytes, bytes]], Awaitable[None]]
@@ -161,7 +158,7 @@ class StreamConsumer:
         )
         entries: list[tuple[str, dict[bytes, bytes]]] = []
         for _stream, items in resp or []:
-            entries.extend((_s(eid), fields) for eid, fields in items if fields)
+            entries.extend((as_text(eid), fields) for eid, fields in items if fields)
         await self._handle_batch(entries)
         return len(entries)
 
@@ -174,8 +171,8 @@ class StreamConsumer:
                 self.stream, self.group, self.name, min_idle_time=self.claim_idle_ms,
                 start_id=start, count=self.batch,
             )
-            start = _s(resp[0])
-            claimed = [(_s(eid), fields) for eid, fields in resp[1] if fields]
+            start = as_text(resp[0])
+            claimed = [(as_text(eid), fields) for eid, fields in resp[1] if fields]
             if claimed:
                 self.stats.reclaimed += len(claimed)
                 total += len(claimed)
@@ -193,7 +190,7 @@ class StreamConsumer:
             attempts = int(info[0]["times_delivered"]) if info else 1
             if attempts > self.max_attempts:
                 err = await self.redis.hget(self.keys.errors(self.stream), eid)
-                await self._dead_letter(eid, fields, _s(err) if err else "unknown error", attempts)
+                await self._dead_letter(eid, fields, as_text(err) if err else "unknown error", attempts)
             else:
                 live.append((eid, fields))
         return live

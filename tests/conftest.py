@@ -104,7 +104,8 @@ async def engine(db_kind: str, pg_schema: str | None, tmp_path: Path) -> AsyncIt
         async with eng.begin() as conn:  # tables are shared by the run: start every test empty
             await conn.execute(text(
                 "TRUNCATE ticket_events, tickets, messages, conversations, articles, orders, agents, "
-                "customer_identities, customers, canned_responses, app_settings RESTART IDENTITY"
+                "customer_identities, customers, canned_responses, app_settings, customer_link_events, order_claims "
+                "RESTART IDENTITY"
             ))
     else:
         eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")

@@ -1,7 +1,8 @@
 """Customer profiles as ticketing sees them: tier and recent history, looked up by channel identity.
 
-A profile exists only when the shop has said something about the customer (tier, name) or when a
-later issue links identities on proof; a customer with no profile is a ``normal`` customer. History
+A profile exists only when the shop has said something about the customer (tier, name) or when
+identities were linked on proof (``ticketing/identity_links.py``); a customer with no profile is a
+``normal`` customer. History
 is counted over every identity linked to the same profile, so a VIP who writes on a second channel
 is still a VIP there -- once the link is proven.
 """
@@ -69,7 +70,7 @@ async def history_of(conn: AsyncConnection, identity: Identity, now: datetime, *
 
 
 class CustomerProfiles:
-    """Create/read profiles (tier and name). Linking identities across channels is the next issue's."""
+    """Create/read profiles (tier and name); linking identities is ``identity_links``/``agent_links``."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

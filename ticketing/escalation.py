@@ -31,6 +31,7 @@ class EscalationReason(StrEnum):
     ASKED_FOR_HUMAN = "asked_for_human"
     ANGER = "anger"
     CHANNEL_FAILURE = "channel_failure"
+    CHANNEL_TAKEOVER = "channel_takeover"  # a human took over in the channel's own console (WeCom 微信客服)
     BOT_UNAVAILABLE = "bot_unavailable"
 
 

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from gateway.keys import Keys
 from gateway.models import utcnow
+from gateway.redis_conn import as_text
 from ticketing.live import kick_router
 from ticketing.routing import Presence
 
@@ -24,8 +25,7 @@ _STORED = {p.value: p for p in (Presence.ONLINE, Presence.AWAY)}
 def _parse(value: bytes | str | None) -> Presence:
     if value is None:
         return Presence.OFFLINE
-    text = value.decode() if isinstance(value, bytes) else value
-    return _STORED.get(text, Presence.OFFLINE)  # an unknown value must never make someone routable
+    return _STORED.get(as_text(value), Presence.OFFLINE)  # an unknown value must never make someone routable
 
 
 class PresenceBoard:
@@ -93,4 +93,4 @@ class PresenceBoard:
             pipe.zremrangebyscore(self.keys.agent_presence_index, "-inf", f"({cutoff}")
             pipe.zrange(self.keys.agent_presence_index, 0, -1)
             _, members = await pipe.execute()
-        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+        return [as_text(m) for m in members]

@@ -76,6 +76,7 @@ messages = Table(
     Column("sentiment", JSON(none_as_null=True)),
     Index("ix_messages_conversation_created", "conversation_id", "created_at"),
     Index("ix_messages_created_at", "created_at"),
+    Index("ix_messages_channel_external_id", "channel", "external_id"),
 )
 
 tickets = Table(
@@ -165,6 +166,9 @@ customers = Table(
     Column("tier", String(16), nullable=False, server_default="normal"),  # normal | vip
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # Set when an agent merged this profile into another: old links to it still resolve.
+    Column("merged_into", Integer),
+    Index("ix_customers_merged_into", "merged_into"),
 )
 
 customer_identities = Table(
@@ -173,9 +177,47 @@ customer_identities = Table(
     Column("channel", String(32), primary_key=True),
     Column("external_id", String(256), primary_key=True),
     Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
-    Column("proven_by", String(64), nullable=False),
+    Column("proven_by", String(128), nullable=False),  # order:<number> | agent:<id> | merge:<id> | staff
     Column("created_at", UtcDateTime(), nullable=False),
     Index("ix_customer_identities_customer", "customer_id"),
+)
+
+# Append-only audit of identity links (ticketing.identity_links): who linked, unlinked or merged what,
+# when and why, and the link suggestions order proofs raised but did not apply (conflicts).
+customer_link_events = Table(
+    "customer_link_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(64), nullable=False),  # "system" for order proofs, else the agent id
+    Column("kind", String(16), nullable=False),  # linked | unlinked | merged | suggested
+    Column("customer_id", Integer),  # the profile acted on (the surviving one of a merge)
+    Column("other_customer_id", Integer),  # the profile merged away / the other side of a suggestion
+    Column("channel", String(32)),  # the identity concerned
+    Column("external_id", String(256)),
+    Column("other_channel", String(32)),  # the identity it was linked to (e.g. the order's owner)
+    Column("other_external_id", String(256)),
+    Column("proof", String(128)),
+    Column("reason", Text),
+    Column("data", JSON, nullable=False),
+    Column("dedupe_key", String(64)),  # one suggestion per (identity, order), however often it is repeated
+    UniqueConstraint("dedupe_key", name="uq_customer_link_events_dedupe_key"),
+    Index("ix_customer_link_events_customer", "customer_id"),
+    Index("ix_customer_link_events_other_customer", "other_customer_id"),
+    Index("ix_customer_link_events_identity", "channel", "external_id"),
+    Index("ix_customer_link_events_other_identity", "other_channel", "other_external_id"),
+)
+
+# The first identity that mentioned an order without a known owner (demo orders, order systems that do
+# not say who bought): later writers with the same order number are linked to its profile.
+order_claims = Table(
+    "order_claims",
+    metadata,
+    Column("order_number", String(32), primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("external_id", String(256), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_order_claims_identity", "channel", "external_id"),
 )
 
 canned_responses = Table(
@@ -213,4 +255,5 @@ orders = Table(
     Column("detail", Text, nullable=False),  # latest logistics line, Chinese
     Column("detail_en", Text, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_orders_customer", "channel", "customer_external_id"),  # a customer's orders (customer view)
 )

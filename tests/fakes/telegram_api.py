@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .loopback import serve_app
+
 # Form-encoded requests (aiogram always sends multipart/form-data) carry every value as a string; the
 # real server decodes these fields as JSON and these as integers/booleans, so the fake does too.
 _JSON_FIELDS = frozenset(
@@ -110,12 +112,7 @@ class FakeTelegram:
         """Listen on 127.0.0.1 on a free port; returns the base URL to give the connector."""
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]  # port 0 -> the kernel picked a free one
-        self.base_url = f"http://127.0.0.1:{port}"
+        self._runner, self.base_url = await serve_app(app)
         return self.base_url
 
     async def stop(self) -> None:

@@ -15,7 +15,9 @@ from gateway.db.conversations import insert_inbound
 from gateway.db.schema import tickets
 from gateway.models import Channel, CustomerRef, InboundMessage, utcnow
 from gateway.runtime import Runtime
+from ticketing.customers import Identity
 from ticketing.escalation import EscalationReason, escalate_in
+from ticketing.priority import Tier
 from ticketing.routing import Presence
 from ticketing.service import assign_in
 
@@ -40,7 +42,7 @@ async def _ticket(rt: Runtime, visitor: str, skills: list[str], assignee: str | 
 
 
 # (method, path, body, allowed for anon/other agent/owner agent/supervisor/admin)
-def table(t: int, q: int, conv: str, canned: int) -> list[tuple[str, str, Any, tuple[bool, ...]]]:
+def table(t: int, q: int, conv: str, canned: int, cust: int = 4) -> list[tuple[str, str, Any, tuple[bool, ...]]]:
     return [
         ("GET", "/api/me", None, (N, Y, Y, Y, Y)),
         ("POST", "/api/me/presence", {"status": "online"}, (N, Y, Y, Y, Y)),
@@ -68,6 +70,16 @@ def table(t: int, q: int, conv: str, canned: int) -> list[tuple[str, str, Any, t
         ("POST", "/api/agents/new-admin/token", {}, (N, N, N, N, Y)),
         ("GET", "/api/customers/webchat/v-owner", None, (N, N, N, Y, Y)),
         ("PUT", "/api/customers/webchat/v-owner", {"tier": "vip"}, (N, N, N, Y, Y)),
+        # one customer across channels: agents act on profiles with a ticket they may see (owner: v-owner's)
+        ("GET", f"/api/customers/{cust}", None, (N, N, Y, Y, Y)),
+        ("GET", f"/api/conversations/{conv}/customer", None, (N, N, Y, Y, Y)),
+        ("POST", f"/api/conversations/{conv}/customer/identities", {"channel": "telegram", "external_id": "tg-{role}"},
+         (N, N, Y, Y, Y)),
+        ("POST", f"/api/customers/{cust}/identities", {"channel": "email", "external_id": "{role}@example.com"},
+         (N, N, Y, Y, Y)),
+        ("DELETE", f"/api/customers/{cust}/identities/email/{{role}}@example.com", None, (N, N, Y, Y, Y)),
+        # "{merge}": a fresh profile per role on a ticket assigned to owner (agents merge what they see)
+        ("POST", f"/api/customers/{cust}/merge", {"other_id": "{merge}", "reason": "同一人"}, (N, N, Y, Y, Y)),
         ("GET", "/api/canned", None, (N, Y, Y, Y, Y)),
         ("POST", "/api/canned", {"title": "t", "text": "您好 {customer_name}"}, (N, N, N, Y, Y)),
         ("PUT", f"/api/canned/{canned}", {"title": "问候"}, (N, N, N, Y, Y)),
@@ -103,14 +115,18 @@ async def test_every_endpoint_for_every_role(live: tuple[Runtime, Any]) -> None:
               "admin": "test-admin-token"}
     t, conv = await _ticket(rt, "v-owner", ["logistics"], "owner")
     canned = (await s.canned.create("问候", "您好 {customer_name}", "zh", "test")).id
+    cust = (await s.profiles.set_tier(Identity("webchat", "v-owner"), Tier.NORMAL, now=utcnow()))["id"]
     failures = []
     for role_index, role in enumerate(ROLES):
         q, _ = await _ticket(rt, f"v-queue-{role}", ["returns"], None)  # a fresh queued ticket per role
         created = (await s.canned.create("tmp", "x", "zh", "test")).id
-        for method, path, body, allowed in table(t, q, conv, canned):
+        await _ticket(rt, f"v-merge-{role}", ["logistics"], "owner")
+        merge = (await s.profiles.set_tier(Identity("webchat", f"v-merge-{role}"), Tier.NORMAL, now=utcnow()))["id"]
+        for method, path, body, allowed in table(t, q, conv, canned, cust):
             path = path.replace("{role}", role).replace("{created}", str(created))
             if isinstance(body, dict):
-                body = {k: v.replace("{role}", role) if isinstance(v, str) else v for k, v in body.items()}
+                body = {k: v.replace("{role}", role).replace("{merge}", str(merge)) if isinstance(v, str) else v
+                        for k, v in body.items()}
             headers = {"Authorization": f"Bearer {tokens[role]}"} if tokens[role] else {}
             resp = await client.request(method, path, json=body, headers=headers)
             if path.startswith("/api/agent/events"):
@@ -149,5 +165,5 @@ def _pattern(path: str) -> str:
     known = {"api", "me", "presence", "tickets", "suggestions", "reply-preview", "note", "reply", "assign", "transfer",
              "resolve", "reopen", "hand-back", "claim", "agent", "events", "agents", "token", "customers",
              "canned", "sla", "supervisor", "alerts", "metrics", "conversations", "kb", "search", "articles",
-             "publish", "unpublish"}
+             "publish", "unpublish", "customer", "identities", "merge"}
     return "/".join(seg if seg in known or seg == "" else "*" for seg in path.split("/"))

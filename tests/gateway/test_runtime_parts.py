@@ -156,7 +156,7 @@ async def test_delivery_failures_are_never_dropped(runtime: Runtime, permanent: 
         [ticket] = await s.tickets.list_open()
         assert ticket.reason == "channel_failure" and "blocked" in ticket.summary
     else:
-        with pytest.raises(RetryLater):  # stays pending on the stream; reclaimed and retried later
+        with pytest.raises(RetryLater):  # handle() turns this into a delayed retry after retry_after
             await worker.deliver(out)
         assert await s.tickets.list_open() == []
     assert not await s.redis.exists(Keys(s.keys.prefix).delivered(out.message_id))
