@@ -1,5 +1,5 @@
-"""Admin API: knowledge articles CRUD + publish (admin), search preview (any staff), transcripts
-(supervisors; agents read transcripts through their tickets)."""
+"""Admin API: knowledge articles CRUD + publish (admin; JSONL export/import in gateway.kb_io), search
+preview (any staff), transcripts (supervisors; agents read transcripts through their tickets)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from pydantic import ValidationError
 from gateway.api_common import json_body, jsonable
 from gateway.auth import Role, caller, require
 from gateway.http_errors import ApiError
+from gateway.kb_io import ID_RULE, setup_kb_io, valid_article_id
 from gateway.models import utcnow
 from gateway.services import Services
 from knowledge_index.article import Article, ArticleStatus
-
-_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
 def _article_json(a: Article) -> dict[str, Any]:
@@ -24,8 +23,8 @@ def _article_json(a: Article) -> dict[str, Any]:
 
 
 def _article_from(data: dict[str, Any], article_id: str) -> Article:
-    if not article_id or len(article_id) > 128 or not set(article_id) <= _ID_CHARS:
-        raise ApiError(400, "bad_request", "article id must be 1-128 characters of A-Z a-z 0-9 - _ .")
+    if not valid_article_id(article_id):
+        raise ApiError(400, "bad_request", ID_RULE)
     try:
         return Article(
             id=article_id,
@@ -135,3 +134,4 @@ def setup_admin_api(app: web.Application, services: Services) -> None:
     r.add_post("/api/kb/articles/{id}/unpublish", _status_setter(ArticleStatus.DRAFT))
     r.add_post("/api/kb/search", search)
     r.add_get("/api/conversations/{id}", conversation)
+    setup_kb_io(app, services)  # export/import (JSONL) live in gateway/kb_io.py

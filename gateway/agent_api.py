@@ -19,6 +19,7 @@ from gateway.api_common import int_param, json_body, jsonable, text_field
 from gateway.auth import Principal, Role, caller, require
 from gateway.http_errors import ApiError
 from gateway.models import ConversationEvent
+from gateway.queue_cards import with_card_facts
 from gateway.services import Services
 from ticketing.canned import CannedError, MissingVariables, order_number_from, render
 from ticketing.customers import Identity
@@ -88,6 +89,7 @@ def setup_agent_api(app: web.Application, s: Services) -> None:
         rows = await list_tickets(s.engine, viewer(p), view=view, statuses=statuses,
                                   priority=int(priority[-1]) if priority else None,
                                   limit=min(int_query(request, "limit", 200), 1000))
+        rows = await with_card_facts(s.engine, rows)  # profile name + last message for the console's cards
         return web.json_response({"tickets": jsonable(rows)})
 
     async def ticket(request: web.Request) -> web.Response:
@@ -245,6 +247,11 @@ def setup_agent_api(app: web.Application, s: Services) -> None:
 
 
 def _wanted(v: Viewer, event: ConversationEvent, held: frozenset[str]) -> bool:
+    """Whether the viewer may see this event: the ``visible_to`` rule applied to the ticket facts the
+    event carries. Every kind an agent needs per conversation carries them — message_received once a
+    human owns the chat (bot worker, from ``on_customer_message``) and customer_typing (only published
+    for a conversation with an open ticket, see gateway.typing_indicator) — so no kind needs a special
+    case; events without a ticket_id (bot-only chats) reach supervisors and admins only."""
     if v.sees_all:
         return True
     data = event.data

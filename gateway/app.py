@@ -8,9 +8,11 @@ from gateway.admin_api import setup_admin_api
 from gateway.agent_api import setup_agent_api
 from gateway.auth import Principal, Role, auth_middleware
 from gateway.channels import setup_channel_routes
+from gateway.console_routes import setup_console
 from gateway.customer_api import setup_customer_api
 from gateway.http_errors import errors_middleware
 from gateway.services import Services
+from gateway.session_routes import setup_console_sessions
 from gateway.staff_api import setup_staff_api
 from gateway.webchat_routes import setup_webchat
 
@@ -31,6 +33,8 @@ def build_app(services: Services) -> web.Application:
 
     app.router.add_get("/healthz", healthz)
     setup_webchat(app, services)
+    # --- web console (static shell; its data comes from the staff API below) ---
+    setup_console(app)
     setup_channel_routes(app, services)
 
     async def authenticate(token: str) -> Principal | None:
@@ -41,6 +45,9 @@ def build_app(services: Services) -> web.Application:
                          max_concurrent=agent.max_concurrent)
 
     app.middlewares.append(auth_middleware(services.settings.admin_token, authenticate, exempt=("/api/webchat/",)))
+    # --- console sessions --- login/logout and the session cookie the auth middleware accepts
+    setup_console_sessions(app, services)
+    # --- end console sessions ---
     setup_admin_api(app, services)
     setup_agent_api(app, services)
     setup_staff_api(app, services)

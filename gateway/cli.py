@@ -1,4 +1,5 @@
-"""The ``huiliu`` command: run, chat, agent add|token|list, kb import|search, eval, db upgrade, sla scan, bench."""
+"""The ``huiliu`` command: run, chat, agent add|token|passwd|list, kb import|search, eval, db upgrade, sla scan,
+bench."""
 
 from __future__ import annotations
 
@@ -112,13 +113,38 @@ def _cmd_db(_args: argparse.Namespace) -> int:
     return 0
 
 
+# --- console sessions ---
+def _read_password() -> str | None:
+    """A new password: typed twice (hidden) on a terminal, else one line from stdin (scripts, pipes)."""
+    import getpass
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("新密码 / new password: ")
+        if getpass.getpass("再输入一次 / repeat: ") != first:
+            print("错误 / error: 两次输入不一致 / the passwords do not match", file=sys.stderr)
+            return None
+        return first
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        print("错误 / error: 标准输入没有密码 / no password on stdin", file=sys.stderr)
+        return None
+    return line
+# --- end console sessions ---
+
+
 def _cmd_agent(args: argparse.Namespace) -> int:
-    """Create a staff account (agent, supervisor or admin) and print its API token once."""
+    """Create a staff account (agent, supervisor or admin) and print its API token once; set passwords."""
     from gateway.db.engine import make_engine
     from gateway.db.migrate import upgrade
+    from gateway.passwords import PasswordError
     from ticketing.agents import AgentDirectory, AgentError
 
     settings = Settings.from_env()
+    password: str | None = None
+    if args.agent_command == "passwd" or getattr(args, "password_stdin", False):
+        password = _read_password()
+        if password is None:
+            return 2
 
     async def run() -> int:
         engine = make_engine(settings.effective_database_url)
@@ -130,13 +156,20 @@ def _cmd_agent(args: argparse.Namespace) -> int:
                     print(f"{a.id}\t{a.role}\t{a.team}\tmax {a.max_concurrent}\t{','.join(sorted(a.skills)) or '-'}"
                           f"\t{'active' if a.active else 'inactive'}")
                 return 0
+            if args.agent_command == "passwd":
+                assert password is not None
+                await directory.set_password(args.id, password)
+                # The stored credential stamp changed, so their open console sessions end at their next request.
+                print(f"{args.id} 的密码已设置，其控制台会话已失效 / password set for {args.id}; "
+                      "their console sessions have ended")
+                return 0
             if args.agent_command == "token":
                 token = await directory.rotate_token(args.id)
             else:
                 skills = [x for x in (args.skills or "").split(",") if x.strip()]
                 _record, token = await directory.create(args.id, args.name or args.id, skills, args.max,
-                                                        role=args.role, team=args.team)
-        except (AgentError, LookupError) as exc:
+                                                        role=args.role, team=args.team, password=password)
+        except (AgentError, LookupError, PasswordError) as exc:
             print(f"错误 / error: {exc}", file=sys.stderr)
             return 2
         finally:
@@ -251,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("db_command", choices=["upgrade"])
     db.set_defaults(func=_cmd_db)
-    agent = sub.add_parser("agent", help="staff accounts: add | token | list")
+    agent = sub.add_parser("agent", help="staff accounts: add | token | passwd | list")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
     add = agent_sub.add_parser("add", help="create an agent/supervisor/admin and print the API token")
     add.add_argument("id")
@@ -260,8 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--max", type=int, default=5, help="max concurrent tickets")
     add.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
     add.add_argument("--team", default="default")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="also set a console password: read from stdin (typed twice on a terminal)")
     tok = agent_sub.add_parser("token", help="issue a new API token (the old one stops working)")
     tok.add_argument("id")
+    pw = agent_sub.add_parser("passwd", help="set a console password (typed twice, or one line on stdin); "
+                                             "ends their console sessions")
+    pw.add_argument("id")
     agent_sub.add_parser("list", help="all staff accounts")
     agent.set_defaults(func=_cmd_agent)
     sla = sub.add_parser("sla", help="SLA timers")

@@ -366,6 +366,11 @@ class Settings:
     outbound_max_inline_wait_ms: int = 2000  # longer rate-limit waits are scheduled, not slept
     outbound_max_attempts: int = 8
     outbound_max_age_s: int = 6 * 3600
+    # --- console sessions ---
+    # Secure flag of the console session cookie: auto (when the request is https or a proxy says
+    # X-Forwarded-Proto: https) | true (always; the console then only works over https) | false
+    console_secure_cookies: str = "auto"
+    # --- end console sessions ---
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -452,6 +457,9 @@ class Settings:
             outbound_max_inline_wait_ms=_int(env, "OUTBOUND_MAX_INLINE_WAIT_MS", 2000),
             outbound_max_attempts=_int(env, "OUTBOUND_MAX_ATTEMPTS", 8, minimum=1),
             outbound_max_age_s=_int(env, "OUTBOUND_MAX_AGE_S", 6 * 3600, minimum=60),
+            # --- console sessions ---
+            console_secure_cookies=_choice(env, "CONSOLE_SECURE_COOKIES", "auto", {"auto", "true", "false"}),
+            # --- end console sessions ---
         )
 
     def with_(self, **changes: object) -> Settings:

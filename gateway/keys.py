@@ -69,6 +69,12 @@ class Keys:
     def events_channel(self) -> str:
         return self._k("events")
 
+    # --- typing indicator ---
+    def typing_throttle(self, conversation_id: str) -> str:
+        """Set NX with a short TTL: at most one customer-typing event per conversation per window."""
+        return self._k("typing", conversation_id)
+    # --- end typing indicator ---
+
     # --- ticketing ---
     def agent_presence(self, agent_id: str) -> str:
         """``online``/``away`` with a TTL: an agent whose heartbeats stop expires to offline."""
@@ -196,6 +202,21 @@ class Keys:
         return self._k("outbound", "failed", outbound_message_id)
 
     # --- customer identity linking ---
+
+    # --- console sessions ---
+    def console_session(self, session_hash: str) -> str:
+        """Hash of one console login (who, csrf token, times). Keyed by sha256 of the cookie's session
+        id, so a Redis dump or ``KEYS`` listing holds no usable cookies."""
+        return self._k("console", "session", session_hash)
+
+    def console_sessions_of(self, principal_id: str) -> str:
+        """Set of one staff member's session hashes: all of them end on a password change or deactivation."""
+        return self._k("console", "sessions_of", principal_id)
+
+    def login_failures(self, scope: str, subject: str) -> str:
+        """Failed console logins in the current window, per ``user`` (hashed username) or ``ip``."""
+        return self._k("console", "login_failures", scope, subject)
+    # --- end console sessions ---
 
     # --- health ---
     def heartbeat(self, component: str) -> str:

@@ -189,6 +189,8 @@ class EventKind(StrEnum):
     SLA_WARNING = "sla_warning"
     SLA_BREACHED = "sla_breached"
     CSAT_RECORDED = "csat_recorded"
+    # live only (never stored): a web chat customer is typing; data carries the open ticket's facts
+    CUSTOMER_TYPING = "customer_typing"
 
 
 class ConversationEvent(_Frozen):

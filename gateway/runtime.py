@@ -242,6 +242,7 @@ async def serve(settings: Settings, *, http: bool = True) -> None:
         await site.start()
         url = f"http://{settings.host}:{settings.port}"
         print(f"\n汇流 Huiliu is running · 网页聊天 web chat: {url}/chat", flush=True)
+        print(f"客服工作台 web console: {url}/console/  (登录 sign in: admin / the admin token below)", flush=True)
         print(f"Admin API token 管理令牌: {settings.admin_token}  (header: Authorization: Bearer <token>)",
               flush=True)
         await _until_signal()

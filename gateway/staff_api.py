@@ -12,7 +12,9 @@ from aiohttp import web
 from gateway.api_common import int_param, json_body, jsonable, text_field
 from gateway.auth import Role, caller, require
 from gateway.http_errors import ApiError
+from gateway.passwords import PasswordError
 from gateway.services import Services
+from gateway.sessions import SessionStore
 from ticketing.agents import AgentError, AgentExists, AgentRecord
 from ticketing.canned import CannedError
 from ticketing.customers import CustomerError, Identity
@@ -24,11 +26,14 @@ from ticketing.sla import Profile
 def agent_json(a: AgentRecord) -> dict[str, Any]:
     data: dict[str, Any] = jsonable({
         "id": a.id, "name": a.name, "skills": sorted(a.skills), "max_concurrent": a.max_concurrent,
-        "role": a.role, "team": a.team, "active": a.active, "created_at": a.created_at})
+        "role": a.role, "team": a.team, "active": a.active, "created_at": a.created_at,
+        "has_password": a.has_password})
     return data
 
 
 def setup_staff_api(app: web.Application, s: Services) -> None:
+    sessions = SessionStore(s.redis, s.keys, s.clock)  # only to end a deactivated agent's console sessions
+
     async def list_agents(request: web.Request) -> web.Response:
         require(request, Role.SUPERVISOR)
         agents = await s.agents.list(active_only=request.query.get("all") != "1")
@@ -41,12 +46,18 @@ def setup_staff_api(app: web.Application, s: Services) -> None:
         role = data.get("role", "agent")
         if role != "agent" and not p.at_least(Role.ADMIN):
             raise ApiError(403, "forbidden", "only an admin can create supervisors or admins")
+        password = data.get("password")  # optional: console login; without it the token only
+        if password is not None and not isinstance(password, str):
+            raise ApiError(400, "weak_password", "密码须为字符串 / password must be a string")
         try:
             record, token = await s.agents.create(
                 text_field(data, "id", 64), str(data.get("name") or data["id"]), data.get("skills") or [],
-                int(data.get("max_concurrent", 5)), role=role, team=str(data.get("team") or "default"))
+                int(data.get("max_concurrent", 5)), role=role, team=str(data.get("team") or "default"),
+                password=password)
         except AgentExists as exc:
             raise ApiError(409, "exists", str(exc)) from exc
+        except PasswordError as exc:
+            raise ApiError(400, "weak_password", str(exc)) from exc
         except (AgentError, TypeError, ValueError) as exc:
             raise ApiError(400, "invalid_agent", str(exc)) from exc
         return web.json_response({**agent_json(record), "token": token}, status=201)
@@ -65,6 +76,8 @@ def setup_staff_api(app: web.Application, s: Services) -> None:
             raise ApiError(404, "not_found", "no such agent") from exc
         except (AgentError, TypeError, ValueError) as exc:
             raise ApiError(400, "invalid_agent", str(exc)) from exc
+        if not record.active:
+            await sessions.destroy_all_for(record.id)
         return web.json_response(agent_json(record))
 
     async def rotate_token(request: web.Request) -> web.Response:

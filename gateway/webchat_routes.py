@@ -1,4 +1,4 @@
-"""HTTP routes of the web chat widget: session, send, and the SSE reply stream."""
+"""HTTP routes of the web chat widget: session, send, typing, and the SSE reply stream."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from aiohttp import web
 from connectors.base import VerificationError
 from connectors.webchat import WebchatConnector
 from gateway.http_errors import ApiError
-from gateway.models import Channel
+from gateway.models import Channel, conversation_id_for
 from gateway.services import Services
 from gateway.streams import read_entries
+from gateway.typing_indicator import customer_typing
 from gateway.webhooks import read_request, verify_and_parse
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,14 @@ def setup_webchat(app: web.Application, services: Services) -> None:
         return web.json_response(
             {"message_id": results[0].message_id, "duplicate": results[0].duplicate}, status=202
         )
+
+    async def typing(request: web.Request) -> web.Response:
+        """The visitor is typing: tell the agents on the ticket (throttled; nothing stored); 204."""
+        req = await read_request(request)
+        chat.verify(req)  # the same visitor_id + token check as /messages (401 when wrong)
+        visitor_id = json.loads(req.body)["visitor_id"]  # verify() checked: a JSON object, visitor_id a str
+        await customer_typing(services, conversation_id_for(Channel.WEBCHAT, visitor_id))
+        return web.Response(status=204)
 
     async def events(request: web.Request) -> web.StreamResponse:
         visitor_id = request.query.get("visitor_id", "")
@@ -96,4 +105,5 @@ def setup_webchat(app: web.Application, services: Services) -> None:
     app.router.add_static("/static", STATIC_DIR)
     app.router.add_post("/api/webchat/session", session)
     app.router.add_post("/api/webchat/messages", send)
+    app.router.add_post("/api/webchat/typing", typing)
     app.router.add_get("/api/webchat/events", events)

@@ -1,18 +1,19 @@
-"""The agents directory: who the staff are, what they can handle, and their API tokens.
+"""The agents directory: who the staff are, what they can handle, their API tokens and console passwords.
 
 Roles (agent < supervisor < admin) come from this table, so the HTTP layer authorises from it. An
 API token is shown once, at creation or rotation; only its sha256 is stored, so a leaked database or
-backup holds no usable credentials.
+backup holds no usable credentials. Console passwords are stored as scrypt hashes (gateway.passwords).
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
 import re
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway import passwords
 from gateway.db.schema import agents
 from gateway.models import utcnow
 
@@ -46,7 +48,7 @@ class AgentNotFound(AgentError, LookupError):
 
 @dataclass(frozen=True, slots=True)
 class AgentRecord:
-    """One row of the agents table, without the token hash."""
+    """One row of the agents table, without the token hash or the password hash."""
 
     id: str
     name: str
@@ -56,6 +58,13 @@ class AgentRecord:
     team: str
     active: bool
     created_at: datetime
+    # gateway.passwords.stamp of the password hash (None: no console password). Console sessions
+    # compare it on every request, so a password change anywhere ends them.
+    password_stamp: str | None = None
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_stamp is not None
 
 
 # --- validation (pure) -----------------------------------------------------------------------------
@@ -122,9 +131,11 @@ def token_hash(token: str) -> str:
 
 
 def _record(m: Any) -> AgentRecord:
+    encoded = m["password_hash"]
     return AgentRecord(id=m["id"], name=m["name"], skills=frozenset(m["skills"] or ()),
                        max_concurrent=m["max_concurrent"], role=m["role"], team=m["team"],
-                       active=bool(m["active"]), created_at=m["created_at"])
+                       active=bool(m["active"]), created_at=m["created_at"],
+                       password_stamp=passwords.stamp(encoded) if encoded else None)
 
 
 async def load_agent(conn: AsyncConnection, agent_id: str) -> AgentRecord | None:
@@ -148,18 +159,26 @@ class AgentDirectory:
         self.clock = clock
 
     async def create(self, id: str, name: str, skills: Iterable[str], max_concurrent: int, *,
-                     role: str = "agent", team: str = "default") -> tuple[AgentRecord, str]:
-        """Register an agent; returns the record and the plaintext token (shown once, never stored)."""
+                     role: str = "agent", team: str = "default",
+                     password: str | None = None) -> tuple[AgentRecord, str]:
+        """Register an agent; returns the record and the plaintext token (shown once, never stored).
+
+        ``password`` (optional) lets them log in to the console; without one they use the token only.
+        """
         token = new_token()
         record = AgentRecord(id=valid_id(id), name=valid_name(name), skills=valid_skills(skills),
                              max_concurrent=valid_max_concurrent(max_concurrent), role=valid_role(role),
                              team=valid_team(team), active=True, created_at=self.clock())
+        encoded = None
+        if password is not None:
+            encoded = await asyncio.to_thread(passwords.hash_password, password)
+            record = replace(record, password_stamp=passwords.stamp(encoded))
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(agents.insert().values(
                     id=record.id, name=record.name, skills=sorted(record.skills),
                     max_concurrent=record.max_concurrent, role=record.role, team=record.team, active=True,
-                    created_at=record.created_at, token_hash=token_hash(token)))
+                    created_at=record.created_at, token_hash=token_hash(token), password_hash=encoded))
         except IntegrityError:
             # The primary key is the only constraint a caller can hit (a token hash collision would
             # take ~2^96 tokens).
@@ -228,3 +247,39 @@ class AgentDirectory:
         if row is None or not row._mapping["active"]:
             return None
         return _record(row._mapping)
+
+    async def set_password(self, agent_id: str, password: str) -> AgentRecord:
+        """Set (or replace) the console password; :class:`PasswordError` when the policy refuses it.
+
+        The caller ends the agent's console sessions (they would also end at their next request: the
+        record's ``password_stamp`` changes).
+        """
+        encoded = await asyncio.to_thread(passwords.hash_password, password)
+        async with self.engine.begin() as conn:
+            await conn.execute(update(agents).where(agents.c.id == agent_id).values(password_hash=encoded))
+            record = await load_agent(conn, agent_id)
+        if record is None:
+            raise AgentNotFound(f"没有客服 {agent_id} / no agent {agent_id!r}")
+        return record
+
+    async def check_password(self, agent_id: str, password: str) -> AgentRecord | None:
+        """The active agent ``agent_id`` if ``password`` is theirs, else None.
+
+        Unknown ids, inactive accounts and accounts without a password still cost one scrypt (against
+        a dummy hash), so response timing does not tell which usernames exist.
+        """
+        row = None
+        if isinstance(agent_id, str) and _ID.fullmatch(agent_id):
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).first()
+        encoded = row._mapping["password_hash"] if row is not None and row._mapping["active"] else None
+        candidate = password if isinstance(password, str) else ""
+        ok = await asyncio.to_thread(_verify_or_dummy, candidate, encoded)
+        if not ok or row is None or not encoded:
+            return None
+        return _record(row._mapping)
+
+
+def _verify_or_dummy(password: str, encoded: str | None) -> bool:
+    """Runs in a worker thread: the first ``dummy_hash()`` call hashes too."""
+    return passwords.verify_password(password, encoded or passwords.dummy_hash())

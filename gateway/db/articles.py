@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.db.schema import articles
 from gateway.models import utcnow
@@ -23,6 +24,21 @@ def _article(m: Any) -> Article:
         status=ArticleStatus(m["status"]),
         updated_at=m["updated_at"],
     )
+
+
+async def _upsert_in(conn: AsyncConnection, article: Article, now: datetime) -> None:
+    values = {
+        "title": article.title,
+        "questions": list(article.questions),
+        "answer": article.answer,
+        "tags": list(article.tags),
+        "language": article.language,
+        "status": article.status.value,
+        "updated_at": now,
+    }
+    result = await conn.execute(update(articles).where(articles.c.id == article.id).values(**values))
+    if not result.rowcount:
+        await conn.execute(articles.insert().values(id=article.id, created_at=now, **values))
 
 
 class ArticleStore:
@@ -49,24 +65,16 @@ class ArticleStore:
     async def upsert(self, article: Article) -> Article:
         """Create or replace; ``updated_at`` is set here, so the index sees every change as new."""
         now = utcnow()
-        values = {
-            "title": article.title,
-            "questions": list(article.questions),
-            "answer": article.answer,
-            "tags": list(article.tags),
-            "language": article.language,
-            "status": article.status.value,
-            "updated_at": now,
-        }
         async with self.engine.begin() as conn:
-            result = await conn.execute(update(articles).where(articles.c.id == article.id).values(**values))
-            if not result.rowcount:
-                await conn.execute(articles.insert().values(id=article.id, created_at=now, **values))
+            await _upsert_in(conn, article, now)
         return article.model_copy(update={"updated_at": now})
 
     async def upsert_many(self, items: list[Article]) -> int:
-        for item in items:
-            await self.upsert(item)
+        """Create or replace every item in one transaction: a bulk import lands whole or not at all."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            for item in items:
+                await _upsert_in(conn, item, now)
         return len(items)
 
     async def set_status(self, article_id: str, status: ArticleStatus) -> Article | None:

@@ -153,6 +153,9 @@ agents = Table(
     Column("team", String(64), nullable=False, server_default="default"),
     Column("token_hash", String(64)),  # sha256 of the API token; the token itself is never stored
     Column("active", Boolean, nullable=False, server_default="1"),
+    # --- console sessions ---
+    Column("password_hash", String(256)),  # scrypt$n$r$p$salt$hash (gateway.passwords); NULL: token only
+    # --- end console sessions ---
     UniqueConstraint("token_hash", name="uq_agents_token_hash"),
 )
 

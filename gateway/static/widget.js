@@ -16,6 +16,7 @@
   var MAX_LEN = 2000;
   var MAX_RETRIES = 3;     // automatic re-sends after the first attempt
   var TYPING_MS = 3000;
+  var TYPING_SEND_MS = 2000; // tell the agent "customer is typing" at most this often (server throttles too)
   var LABELS = { bot: '机器人 Bot', agent: '客服 Agent', system: '系统 System', customer: '我 Me' };
   var WELCOME = '您好！我是汇流小铺的智能客服，有什么可以帮您？ Hi! How can I help?';
   var FAILED = '发送失败，点击重试 / failed, tap to retry';
@@ -79,6 +80,7 @@
     var base = trimBase(opts.base != null ? opts.base : scriptAttr('data-huiliu-base'));
     var api = function (path) { return base + '/api/webchat/' + path; };
     var sessionPromise = null, es = null, typingTimer = null, reconnectTimer = null, failures = 0;
+    var typingSentAt = 0;
     var seen = {};  // message_id -> true: SSE replays after reconnect must not show twice
     var mine = {};  // client_message_id -> true: our own messages, if the server echoes them
 
@@ -285,6 +287,15 @@
     }
 
     // ---- composer -----------------------------------------------------------
+    // Best effort: a lost typing notice costs nothing, so failures are ignored and never retried.
+    function notifyTyping() {
+      var now = Date.now();
+      if (now - typingSentAt < TYPING_SEND_MS) return;
+      typingSentAt = now;
+      ready().then(function (s) {
+        return postJSON(api('typing'), { visitor_id: s.visitor_id, token: s.token });
+      }).catch(function () { /* ignore */ });
+    }
     function onInput() {
       counter.textContent = input.value.length + '/' + MAX_LEN;
       counter.classList.toggle('huiliu-counter-warn', input.value.length > MAX_LEN - 100);
@@ -299,7 +310,10 @@
       send(text);
       input.focus();
     }
-    input.addEventListener('input', onInput);
+    input.addEventListener('input', function () {
+      onInput();
+      if (input.value.replace(/\s+/g, '')) notifyTyping();
+    });
     input.addEventListener('keydown', function (e) {
       // isComposing/229: Enter that confirms a Chinese IME candidate must not send.
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
