@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway.api_common import int_param, json_body, jsonable, text_field
-from gateway.auth import Principal, Role, caller, require
+from gateway.auth import CONSOLE_AUTH, Principal, Role, caller, current_session, require
 from gateway.http_errors import ApiError
 from gateway.models import ConversationEvent
 from gateway.queue_cards import with_card_facts
@@ -28,6 +28,8 @@ from ticketing.lifecycle import InvalidTransition
 from ticketing.queues import VIEWS, Viewer, held_skills, in_queue_of, list_tickets, visible_to
 from ticketing.routing import Presence
 from ticketing.service import TicketConflict, TicketNotFound
+
+KEEPALIVE_S = 15.0  # SSE comment every this often when idle; also how often a cookie session is rechecked
 
 
 def viewer(p: Principal) -> Viewer:
@@ -207,6 +209,8 @@ def setup_agent_api(app: web.Application, s: Services) -> None:
         p = caller(request)
         v = viewer(p)
         held = await held_skills(s.engine)
+        session = current_session(request)
+        loop = asyncio.get_running_loop()
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
         await resp.prepare(request)
@@ -214,8 +218,15 @@ def setup_agent_api(app: web.Application, s: Services) -> None:
         pubsub = s.redis.pubsub()
         try:
             await pubsub.subscribe(s.keys.events_channel())
+            checked = loop.time()
             while True:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=KEEPALIVE_S)
+                if session is not None and loop.time() - checked >= KEEPALIVE_S:
+                    # Authentication happened once, at connect: a logout, password change or
+                    # deactivation must also end a stream that stays open for hours.
+                    checked = loop.time()
+                    if await request.app[CONSOLE_AUTH].resolve(session.session_id) is None:
+                        break
                 if msg is None:
                     await resp.write(b": keep-alive\n\n")
                     continue

@@ -3,6 +3,7 @@ throttling, logout, password changes, deactivation, role changes, the bootstrap 
 
 from __future__ import annotations
 
+import asyncio
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -329,3 +330,25 @@ async def test_sse_with_the_cookie(live: tuple[Runtime, Any]) -> None:
     finally:
         resp.close()
     assert await Browser(client).status("GET", "/api/agent/events") == 401
+
+
+async def test_logout_ends_an_open_event_stream(live: tuple[Runtime, Any],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the stream was authenticated once, at connect, and outlived the logout."""
+    from gateway import agent_api
+
+    monkeypatch.setattr(agent_api, "KEEPALIVE_S", 0.2)
+    rt, client = live
+    await _agent(rt, "li", "li-password")
+    tab = Browser(client)
+    await tab.login("li", "li-password")
+    resp = await tab.request("GET", "/api/agent/events")
+    try:
+        assert (await resp.content.readline()).startswith(b": connected")
+        other = Browser(client)
+        other.cookie, other.csrf = tab.cookie, tab.csrf
+        assert await other.status("DELETE", "/api/session") == 204
+        await asyncio.wait_for(resp.content.read(), timeout=10)  # returns when the server ends it
+        assert resp.content.at_eof()
+    finally:
+        resp.close()
