@@ -165,7 +165,7 @@ def setup_staff_api(app: web.Application, s: Services) -> None:
             {"id": eid.decode(), **{k.decode(): v.decode() for k, v in fields.items()}} for eid, fields in entries]})
 
     async def metrics_json(request: web.Request) -> web.Response:
-        """``?period=today|7d|30d`` (China-time days) or ``?start=&end=``; ``&group=agent|team|channel|day``."""
+        """``?period=today|7d|30d`` (China-time days) or ``?start=&end=``; ``&group=agent|team|channel|day|hour``."""
         require(request, Role.SUPERVISOR)
         try:
             report = await build_report(s.engine, **report_args(dict(request.query), s.clock()))

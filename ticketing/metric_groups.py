@@ -1,5 +1,5 @@
-"""Grouping and periods for the service metrics: per agent, team, channel or China-time day, and the
-dashboard's preset periods. Pure functions (no I/O; ``now`` passed in).
+"""Grouping and periods for the service metrics: per agent, team, channel, China-time day or hour, and
+the dashboard's preset periods. Pure functions (no I/O; ``now`` passed in).
 
 The metric definitions, including what each group means, are documented in ``ticketing.metrics``;
 this module only splits records and windows and calls those metrics on each part.
@@ -7,8 +7,9 @@ this module only splits records and windows and calls those metrics on each part
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -25,7 +26,8 @@ from ticketing.metrics import (
 from ticketing.sla import CHINA_STANDARD_TIME
 
 CHINA_TZ = timezone(CHINA_STANDARD_TIME)
-GROUPS = frozenset({"agent", "team", "channel", "day"})
+GROUPS = frozenset({"agent", "team", "channel", "day", "hour"})
+HOUR = timedelta(hours=1)
 PRESET_DAYS = {"today": 1, "7d": 7, "30d": 30}
 
 
@@ -42,6 +44,26 @@ def day_windows(window: Window) -> list[tuple[date, Window]]:
         days.append((day, Window(max(window.start, midnight), min(window.end, midnight + timedelta(days=1)))))
         day += timedelta(days=1)
     return days
+
+
+def local_hour(at: datetime) -> datetime:
+    """The start of ``at``'s hour in China time (an aware datetime at +08:00)."""
+    return at.astimezone(CHINA_TZ).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_count(window: Window) -> int:
+    """How many China-time hours ``window`` overlaps (``len(hour_windows(window))`` without building them)."""
+    return math.ceil((window.end - local_hour(window.start)) / HOUR)
+
+
+def hour_windows(window: Window) -> list[tuple[datetime, Window]]:
+    """Each China-time hour overlapping ``window``, clipped to it, in order (the dashboard's "today" trend)."""
+    hours: list[tuple[datetime, Window]] = []
+    hour = local_hour(window.start)
+    while hour < window.end:
+        hours.append((hour, Window(max(window.start, hour), min(window.end, hour + HOUR))))
+        hour += HOUR
+    return hours
 
 
 def preset_window(name: str, now: datetime) -> Window:
@@ -64,14 +86,19 @@ def check_group(group: str | None) -> None:
 
 def grouped(group: str, tickets: Sequence[TicketRecord], inbound: Sequence[InboundRecord], window: Window,
             now: datetime, known: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
-    """``ticket_metrics`` per group; channel and day groups also get deflection and volume.
+    """``ticket_metrics`` per group; channel groups also get deflection, day and hour groups deflection
+    and volume by channel.
 
     ``known`` keys (e.g. every active agent) are listed even without data, so a per-agent table shows
     the agent who handled nothing today.
     """
     check_group(group)
     if group == "day":
-        return _by_day(tickets, inbound, window, now)
+        days = [(day.isoformat(), part) for day, part in day_windows(window)]
+        return _by_time(tickets, inbound, window, now, days, lambda at: local_day(at).isoformat())
+    if group == "hour":
+        hours = [(hour.isoformat(), part) for hour, part in hour_windows(window)]
+        return _by_time(tickets, inbound, window, now, hours, lambda at: local_hour(at).isoformat())
     parts: dict[str, list[TicketRecord]] = {k: [] for k in known}
     for t in tickets:
         parts.setdefault(group_key(t, group), []).append(t)
@@ -90,28 +117,30 @@ def grouped(group: str, tickets: Sequence[TicketRecord], inbound: Sequence[Inbou
 
 
 def group_key(ticket: TicketRecord, group: str) -> str:
-    """The agent, team or channel group of a ticket (day groups depend on the metric's anchor)."""
+    """The agent, team or channel group of a ticket (day and hour groups depend on the metric's anchor)."""
     if group == "agent":
         return ticket.assignee_id or UNASSIGNED
     return ticket.team if group == "team" else ticket.channel
 
 
-def _by_day(tickets: Sequence[TicketRecord], inbound: Sequence[InboundRecord], window: Window,
-            now: datetime) -> dict[str, dict[str, Any]]:
-    # Bucket each record under the days of its anchors first: a year of days stays linear, not days x rows.
-    ticket_days: dict[date, list[TicketRecord]] = defaultdict(list)
+def _by_time(tickets: Sequence[TicketRecord], inbound: Sequence[InboundRecord], window: Window, now: datetime,
+             parts: Sequence[tuple[str, Window]], bucket: Callable[[datetime], str]) -> dict[str, dict[str, Any]]:
+    """Day or hour groups: ``parts`` are the (key, clipped window) of every bucket, ``bucket`` maps an
+    instant to its key; every bucket is listed, empty ones too."""
+    # Bucket each record under its anchors' keys first: a year of days stays linear, not days x rows.
+    ticket_parts: dict[str, list[TicketRecord]] = defaultdict(list)
     for t in tickets:
         anchors = (t.created_at, t.resolved_at, t.csat_at, t.csat_requested_at, t.first_response_due,
                    t.resolution_due, *(due for _, due in breach_times(t)))
-        for day in {local_day(a) for a in anchors if a is not None and a in window}:
-            ticket_days[day].append(t)
-    message_days: dict[date, list[InboundRecord]] = defaultdict(list)
+        for key in {bucket(a) for a in anchors if a is not None and a in window}:
+            ticket_parts[key].append(t)
+    message_parts: dict[str, list[InboundRecord]] = defaultdict(list)
     for m in inbound:
-        message_days[local_day(m.at)].append(m)
+        message_parts[bucket(m.at)].append(m)
     out: dict[str, dict[str, Any]] = {}
-    for day, part in day_windows(window):
-        block = ticket_metrics(ticket_days[day], part, now)
-        block["deflection"] = deflection(message_days[day], ticket_days[day], part)
-        block["volume_by_channel"] = volume_by_channel(message_days[day], ticket_days[day], part)
-        out[day.isoformat()] = block
+    for key, part in parts:
+        block = ticket_metrics(ticket_parts[key], part, now)
+        block["deflection"] = deflection(message_parts[key], ticket_parts[key], part)
+        block["volume_by_channel"] = volume_by_channel(message_parts[key], ticket_parts[key], part)
+        out[key] = block
     return out

@@ -48,9 +48,11 @@ Definitions, and where they refine the naive one:
   answer (reason ``out_of_scope`` / ``low_confidence``), normalised (NFKC, lowercase, whitespace
   collapsed, trailing punctuation incl. Chinese ？。！～ stripped), counted; ties by latest ticket.
 - **Groups**: by agent (current assignee, ``unassigned`` when none), team (the assignee's team), channel
-  (``tickets.channel``, else the conversation's) or day (calendar day in China time, UTC+8; every day
-  of the window is listed, empty ones too, so a trend chart has no gaps). Within a day each metric uses
-  its own anchor (created, resolved, rated, due), exactly as for the whole window. The grouping and the
+  (``tickets.channel``, else the conversation's), day (calendar day in China time, UTC+8; every day
+  of the window is listed, empty ones too, so a trend chart has no gaps) or hour (China-time clock
+  hour, keyed by its start such as ``2024-11-11T10:00:00+08:00``; the dashboard's "today" trend).
+  Within a day or hour each metric uses its own anchor (created, resolved, rated, due), exactly as for
+  the whole window. The grouping and the
   dashboard's preset periods live in ``ticketing.metric_groups``.
 """
 

@@ -32,11 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.db.schema import agents, conversations, messages, ticket_events, tickets
 from ticketing import metrics as m
-from ticketing.metric_groups import check_group, day_windows, grouped, preset_window
+from ticketing.metric_groups import check_group, day_windows, grouped, hour_count, preset_window
 
 # The classic text format: understood by every Prometheus server, and what generate_latest writes.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 MAX_DAY_GROUPS = 366  # a day-grouped report is one block per day; past a year, ask for a coarser view
+MAX_HOUR_GROUPS = 31 * 24  # hourly blocks for at most a month (the dashboard asks for one day)
 UNKNOWN_TEAM = "unknown"  # assigned to an agent id with no agents row (deleted, or an external system)
 BREACH_KIND = "sla_breach"  # written by ticketing.sla_scheduler with data {"clock", "due"}
 _EVENT_KINDS = sorted(m.ASSIGN_KINDS | m.RESOLVE_KINDS | {m.REOPEN_KIND, BREACH_KIND})
@@ -44,7 +45,7 @@ _EVENT_KINDS = sorted(m.ASSIGN_KINDS | m.RESOLVE_KINDS | {m.REOPEN_KIND, BREACH_
 
 async def build_report(engine: AsyncEngine, *, start: datetime, end: datetime, now: datetime,
                        group: str | None = None, top_n: int = 10) -> dict[str, Any]:
-    """Every metric for ``[start, end)``, optionally per agent/team/channel/day.
+    """Every metric for ``[start, end)``, optionally per agent/team/channel/day/hour.
 
     The backlog is the database's current state (ages measured at ``now``); ``now`` also decides which
     due times have passed, so a report of a past period taken today judges everything due in it.
@@ -52,7 +53,8 @@ async def build_report(engine: AsyncEngine, *, start: datetime, end: datetime, n
     Returns a JSON-serialisable dict: ``period``, ``generated_at``, ``group``, ``overall``, ``groups``
     (only when grouped), ``backlog``, ``deflection`` (with ``by_channel``), ``volume_by_channel`` and
     ``top_unanswered``. Raises ``ValueError`` for an unknown group, naive datetimes, an empty period,
-    a negative ``top_n`` or a day grouping over more than ``MAX_DAY_GROUPS`` days.
+    a negative ``top_n``, a day grouping over more than ``MAX_DAY_GROUPS`` days or an hour grouping
+    over more than ``MAX_HOUR_GROUPS`` hours.
     """
     check_group(group)
     window = m.Window(start, end)
@@ -62,6 +64,9 @@ async def build_report(engine: AsyncEngine, *, start: datetime, end: datetime, n
         raise ValueError("top_n must not be negative")
     if group == "day" and len(day_windows(window)) > MAX_DAY_GROUPS:
         raise ValueError(f"按天分组最多 {MAX_DAY_GROUPS} 天 / grouping by day covers at most {MAX_DAY_GROUPS} days")
+    if group == "hour" and hour_count(window) > MAX_HOUR_GROUPS:
+        raise ValueError(f"按小时分组最多 {MAX_HOUR_GROUPS} 小时 / grouping by hour covers at most "
+                         f"{MAX_HOUR_GROUPS} hours")
     async with engine.connect() as conn:
         records = await load_tickets(conn, window)
         inbound = await load_inbound(conn, window)
@@ -93,7 +98,7 @@ def report_args(query: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """``build_report`` keyword arguments (all but the engine) from ``GET /api/metrics`` query parameters.
 
     ``period`` = ``today`` | ``7d`` | ``30d`` (whole China-time days, today included; the default), or
-    ``start`` and ``end`` as ISO 8601 instants with an offset; ``group`` = agent | team | channel | day;
+    ``start`` and ``end`` as ISO 8601 instants with an offset; ``group`` = agent | team | channel | day | hour;
     ``top`` = 0..100 unanswered questions (default 10). Raises ``ValueError`` (answer 400 with it).
     """
     if "start" in query or "end" in query:

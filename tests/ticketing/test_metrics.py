@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from ticketing.metric_groups import check_group, day_windows, grouped, local_day, preset_window
+from ticketing.metric_groups import (
+    check_group,
+    day_windows,
+    grouped,
+    hour_count,
+    hour_windows,
+    local_day,
+    local_hour,
+    preset_window,
+)
 from ticketing.metrics import (
     InboundRecord,
     TicketRecord,
@@ -67,6 +76,38 @@ def test_day_windows_clip_to_the_period() -> None:
     days = day_windows(Window(datetime(2024, 11, 10, 20, tzinfo=UTC), datetime(2024, 11, 12, 1, tzinfo=UTC)))
     utc = [(d.isoformat(), w.start.astimezone(UTC).hour, w.end.astimezone(UTC).hour) for d, w in days]
     assert utc == [("2024-11-11", 20, 16), ("2024-11-12", 16, 1)]
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        pytest.param(datetime(2024, 11, 11, 2, 59, 59, tzinfo=UTC), "2024-11-11T10:00:00+08:00", id="10:59:59 CST"),
+        pytest.param(datetime(2024, 11, 11, 3, tzinfo=UTC), "2024-11-11T11:00:00+08:00", id="on the hour"),
+        pytest.param(datetime(2024, 11, 11, 16, 30, tzinfo=UTC), "2024-11-12T00:00:00+08:00", id="after midnight"),
+    ],
+)
+def test_local_hour_is_china_time(at: datetime, expected: str) -> None:
+    assert local_hour(at).isoformat() == expected
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        pytest.param(Window(T0, T0 + H), [("10:00", "02:00", "03:00")], id="one whole hour"),
+        pytest.param(Window(T0 + 30 * M, T0 + 2 * H), [("10:00", "02:30", "03:00"), ("11:00", "03:00", "04:00")],
+                     id="clipped start"),
+        pytest.param(Window(T0 + 59 * M, T0 + 61 * M), [("10:00", "02:59", "03:00"), ("11:00", "03:00", "03:01")],
+                     id="two minutes over a boundary"),
+        pytest.param(DAY, [(f"{h:02d}:00", f"{(h - 8) % 24:02d}:00", f"{(h - 7) % 24:02d}:00") for h in range(24)],
+                     id="a China day is 24 hours"),
+    ],
+)
+def test_hour_windows_clip_to_the_period(window: Window, expected: list[tuple[str, str, str]]) -> None:
+    hours = hour_windows(window)
+    got = [(h.strftime("%H:%M"), w.start.astimezone(UTC).strftime("%H:%M"), w.end.astimezone(UTC).strftime("%H:%M"))
+           for h, w in hours]
+    assert got == expected
+    assert hour_count(window) == len(hours)
 
 
 @pytest.mark.parametrize(
@@ -426,6 +467,24 @@ def test_group_by_day_splits_at_16_utc_and_lists_empty_days() -> None:
     assert days["2024-11-10"]["deflection"]["conversations"] == 1
     assert days["2024-11-11"]["deflection"]["conversations"] == 2  # "a" wrote on both days
     assert days["2024-11-12"]["tickets_created"] == 0 and days["2024-11-12"]["deflection"]["rate"] is None
+
+
+def test_group_by_hour_lists_every_china_hour() -> None:
+    tickets = [tk(1, created_at=T0 + 5 * M, first_responded_at=T0 + 7 * M, resolved_at=T0 + 2 * H),
+               tk(2, created_at=T0 + 59 * M, status="new")]
+    inbound = [msg("webchat:c1", T0 + 4 * M), msg("webchat:c2", T0 + 58 * M), msg("tg", T0 + H, "telegram"),
+               msg("tg", T0 + H + M, "telegram")]
+    hours = grouped("hour", tickets, inbound, DAY, NOW)
+    assert len(hours) == 24 and next(iter(hours)) == "2024-11-11T00:00:00+08:00"
+    ten, eleven, noon = hours["2024-11-11T10:00:00+08:00"], hours["2024-11-11T11:00:00+08:00"], \
+        hours["2024-11-11T12:00:00+08:00"]
+    assert ten["tickets_created"] == 2 and ten["first_response"] == {"count": 1, "mean": 120.0, "median": 120.0,
+                                                                      "p90": 120.0, "awaiting": 1}
+    assert ten["deflection"] == {"conversations": 2, "escalated": 2, "deflected": 0, "rate": 0.0}
+    assert eleven["deflection"] == {"conversations": 1, "escalated": 0, "deflected": 1, "rate": 1.0}
+    assert eleven["volume_by_channel"] == {"telegram": {"conversations": 1, "inbound_messages": 2, "tickets": 0}}
+    assert noon["handle_time"]["count"] == 1 and noon["tickets_created"] == 0  # resolved at 12:05 CST
+    assert hours["2024-11-11T23:00:00+08:00"]["deflection"]["rate"] is None
 
 
 @pytest.mark.parametrize("group", ["week", "Agent", ""])

@@ -217,6 +217,21 @@ async def test_grouped_by_channel_and_day(engine: AsyncEngine) -> None:
     assert report["overall"]["tickets_created"] == 6 and report["deflection"]["conversations"] == 9
 
 
+async def test_grouped_by_hour(engine: AsyncEngine) -> None:
+    await seed(engine)
+    report = await build_report(engine, start=START, end=END, now=NOW, group="hour")
+    hours = report["groups"]
+    assert len(hours) == 24 and list(hours)[:2] == ["2024-11-11T00:00:00+08:00", "2024-11-11T01:00:00+08:00"]
+    # 10:00 CST = 02:00 UTC: ticket 1 created, c1 wrote at 01:59 UTC (the 09:00 hour).
+    assert hours["2024-11-11T10:00:00+08:00"]["tickets_created"] == 1
+    assert hours["2024-11-11T09:00:00+08:00"]["deflection"]["conversations"] == 1
+    # 13:00 CST: c7 wrote twice and the bot answered it; no ticket.
+    assert hours["2024-11-11T13:00:00+08:00"]["deflection"] == {"conversations": 1, "escalated": 0, "deflected": 1,
+                                                                "rate": 1.0}
+    assert sum(h["tickets_created"] for h in hours.values()) == report["overall"]["tickets_created"]
+    assert sum(h["deflection"]["conversations"] for h in hours.values()) == report["deflection"]["conversations"]
+
+
 async def test_empty_database_gives_none_not_errors(engine: AsyncEngine) -> None:
     report = await build_report(engine, start=START, end=END, now=NOW, group="day")
     overall = report["overall"]
@@ -238,6 +253,7 @@ async def test_empty_database_gives_none_not_errors(engine: AsyncEngine) -> None
         pytest.param({"now": NOW.replace(tzinfo=None)}, "timezone-aware", id="naive now"),
         pytest.param({"top_n": -1}, "top_n", id="negative top"),
         pytest.param({"start": START - 400 * 24 * H, "group": "day"}, "366", id="too many days"),
+        pytest.param({"start": START - 31 * 24 * H, "group": "hour"}, "744 hours", id="too many hours"),
     ],
 )
 async def test_invalid_arguments(engine: AsyncEngine, kwargs: dict[str, Any], message: str) -> None:
@@ -301,6 +317,8 @@ async def test_breach_found_only_in_the_audit_log(engine: AsyncEngine) -> None:
     ("query", "expected"),
     [
         pytest.param({}, {"start": START, "end": END, "group": None, "top_n": 10}, id="today by default"),
+        pytest.param({"period": "today", "group": "hour"}, {"start": START, "end": END, "group": "hour", "top_n": 10},
+                     id="today by hour"),
         pytest.param({"period": "7d", "group": "agent", "top": "5"},
                      {"start": START - 6 * 24 * H, "end": END, "group": "agent", "top_n": 5}, id="last 7 days"),
         pytest.param({"start": "2024-11-11T00:00:00+08:00", "end": "2024-11-11T12:00:00Z", "group": ""},
