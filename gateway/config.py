@@ -102,6 +102,8 @@ class Settings:
     ask_csat: bool = True
     presence_ttl_s: int = 60
     routing_interval_s: float = 2.0
+    # --- routing mode --- auto: the router assigns; claim (抢单): agents take tickets from the queue
+    routing_mode: str = "auto"
     # --- wechat (Official Account) ---
     # The channel is on when app id, app secret and token are set; safe mode when the AES key is set too.
     wechat_app_id: str | None = None  # AppID (also the receive id inside safe-mode ciphertexts)
@@ -436,6 +438,7 @@ class Settings:
             ask_csat=(env.get("CSAT_ENABLED") or "1") not in {"0", "false", "no"},
             presence_ttl_s=_int(env, "AGENT_PRESENCE_TTL_S", 60, minimum=5),
             routing_interval_s=_float(env, "ROUTING_INTERVAL_S") or 2.0,
+            routing_mode=_choice(env, "ROUTING_MODE", "auto", {"auto", "claim"}),
             # --- wechat (Official Account) ---
             **cls._wechat_from_env(env),
             # --- wecom kf ---

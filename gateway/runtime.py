@@ -120,7 +120,8 @@ async def open_services(
             profiles=CustomerProfiles(engine), agents=AgentDirectory(engine), presence=presence,
             dispatcher=Dispatcher(engine, redis, keys, presence, utcnow,
                                   claim_cap_per_day=settings.claim_cap_per_day,
-                                  interval_s=settings.routing_interval_s),
+                                  interval_s=settings.routing_interval_s,
+                                  auto_assign=settings.routing_mode == "auto"),
             canned=CannedStore(engine, utcnow),
         )
         runtime = Runtime(services, redis_url, embedded)

@@ -59,7 +59,8 @@ def _assigned_event(row: dict[str, Any], now: datetime) -> ConversationEvent:
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, redis: aioredis.Redis, keys: Keys, presence: PresenceBoard,
                  clock: Callable[[], datetime], *, claim_cap_per_day: int = 20, interval_s: float = 2.0,
-                 lock_wait_s: float = 5.0, lock_ttl_s: float = 30.0, reassign_warmup_s: float | None = None) -> None:
+                 lock_wait_s: float = 5.0, lock_ttl_s: float = 30.0, reassign_warmup_s: float | None = None,
+                 auto_assign: bool = True) -> None:
         self.engine = engine
         self.redis = redis
         self.keys = keys
@@ -67,6 +68,10 @@ class Dispatcher:
         self.clock = clock
         self.claim_cap_per_day = claim_cap_per_day
         self.interval_s = interval_s
+        # False: "claim" mode (抢单): agents take tickets from their skills' queues themselves and the
+        # router only frees the tickets of agents who went offline. Shops that want agents to choose
+        # (or that route by hand) run this way.
+        self.auto_assign = auto_assign
         self.routing_lock = RoutingLock(redis, keys, lock_wait_s, lock_ttl_s)
         # After a restart (or a Redis without persistence coming back empty), presence keys return only as
         # consoles send their next heartbeat; ``run`` waits one presence TTL before it moves anyone's
@@ -235,11 +240,11 @@ class Dispatcher:
 
     # --- the loop ----------------------------------------------------------------------------------
     async def tick(self, *, reassign: bool = True) -> list[tuple[int, str]]:
-        """One round: free offline agents' tickets (unless ``reassign`` is False), then plan. Returns the
-        assignments made."""
+        """One round: free offline agents' tickets (unless ``reassign`` is False), then plan (unless in
+        claim mode). Returns the assignments made."""
         if reassign:
             await self.reassign_offline()
-        return await self.plan_and_assign()
+        return await self.plan_and_assign() if self.auto_assign else []
 
     async def run(self, stop: asyncio.Event) -> None:
         """Plan on every router kick and every ``interval_s`` until ``stop`` is set.

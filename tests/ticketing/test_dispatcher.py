@@ -457,3 +457,20 @@ async def test_concurrent_planners_and_claims_never_double_assign_nor_starve(
     assert max(load.values()) <= CAPACITY, load
     assert all(set(all_tickets[t]) <= set(TEAM[r.assignee_id]) for t, r in rows.items())  # skills respected
     assert all(count <= CLAIM_CAP for count in claims_by.values()), claims_by
+
+
+async def test_claim_mode_leaves_the_queue_to_the_agents(
+        engine: AsyncEngine, redis: aioredis.Redis, keys: Keys, directory: AgentDirectory,
+        board: PresenceBoard) -> None:
+    """ROUTING_MODE=claim (抢单): nothing is pushed; agents claim; offline agents still lose theirs."""
+    manual = Dispatcher(engine, redis, keys, board, clock, claim_cap_per_day=2, interval_s=30.0,
+                        lock_wait_s=60.0, auto_assign=False)
+    await agent(directory, board, "a", ["returns"])
+    waiting = await make_ticket(engine, skills=["returns"])
+    assert await manual.tick() == []
+    assert (await ticket(engine, waiting))["assignee_id"] is None
+    await manual.claim("a", waiting)
+    assert (await ticket(engine, waiting))["assignee_id"] == "a"
+    await board.go_offline("a")
+    assert await manual.tick() == []
+    assert (await ticket(engine, waiting))["status"] == "new"  # back in the queue for someone to claim

@@ -62,7 +62,8 @@ export function duration(seconds) {
   const s = Math.round(Math.abs(seconds));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.round(s / 60)}m`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.round((s % 3600) / 60)}m`;
+  // Floor, not round: 23 h 59.6 m must not print as "23h 60m".
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
   return `${Math.round(s / 86400)}d`;
 }
 
