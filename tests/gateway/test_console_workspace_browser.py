@@ -196,3 +196,35 @@ async def test_agent_takes_a_live_ticket_and_answers_in_the_workspace(settings: 
             await agent.click("#ws-handback")
             await agent.wait_for_selector("#ws-status[data-status=resolved]", timeout=TIMEOUT)
             assert agent.errors == []
+
+
+async def test_in_auto_mode_the_router_puts_the_ticket_in_my_queue_live(
+        settings: Settings, embedder: Embedder) -> None:
+    """The default ROUTING_MODE=auto: an online agent does nothing and the escalation arrives, assigned,
+    in 我的 without a reload; the conversation opens from there."""
+    async with serve_live(settings, embedder) as (rt, client):
+        s = rt.services
+        await s.agents.create(AGENT, AGENT_NAME, ["returns", "logistics"], 5)
+        await s.agents.set_password(AGENT, PASSWORD)
+        base = str(client.make_url("")).rstrip("/")
+        async with chromium() as browser:
+            agent = await agent_page(browser, base)
+            await agent.wait_for_selector("#ws-conn[data-state=open]", timeout=TIMEOUT)
+            await agent.select_option("#ws-presence", "online")
+
+            async def online() -> bool:
+                return await s.presence.get(AGENT) is Presence.ONLINE
+
+            await eventually(online, timeout=15)
+            customer = await chat_page(browser, base)
+            await say(customer, "转人工")
+            card = agent.locator("#ws-list .ws-card").first
+            await card.wait_for(timeout=TIMEOUT)
+            assert await agent.is_visible("#ws-tab-mine.active")
+            ticket_id = int(await card.get_attribute("data-ticket-id") or 0)
+            await card.click()
+            await agent.wait_for_selector("#ws-status[data-status=assigned]", timeout=TIMEOUT)
+            assert AGENT_NAME in await agent.inner_text("#ws-assignee")
+            assert await agent.is_hidden("#ws-claim")  # already theirs: nothing to take
+            assert agent.url.endswith(f"#/workspace/{ticket_id}")
+            assert agent.errors == []
