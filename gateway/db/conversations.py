@@ -59,11 +59,15 @@ class ConversationStore:
             return [TranscriptLine(*row) for row in rows]
 
     async def transcript_with_sentiment(self, conversation_id: str, limit: int = 500) -> list[dict[str, Any]]:
-        """The transcript for agents: every line with its author and, for customer lines, the score."""
+        """The transcript for agents: every line with its author, for customer lines the sentiment score,
+        and ``automated`` (auto_reply, bounce, bulk, loop) for machine mail the bot did not answer."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(messages.c.id, messages.c.direction, messages.c.author, messages.c.channel, messages.c.text,
-                       messages.c.attachments, messages.c.sentiment, messages.c.created_at)
+                       messages.c.attachments, messages.c.sentiment, messages.c.created_at,
+                       # Machine mail (auto-reply, bounce, bulk, our own loop) that the bot left alone on
+                       # purpose: agents see why it got no answer. Only that key leaves ``raw``.
+                       messages.c.raw["automated"].as_string().label("automated"))
                 .where(messages.c.conversation_id == conversation_id)
                 .order_by(messages.c.created_at, messages.c.id)
                 .limit(limit)

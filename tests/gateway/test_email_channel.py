@@ -151,6 +151,9 @@ async def test_auto_reply_and_bounce_are_stored_never_answered(
     assert CUSTOMER in bounce.text and "5.1.1" in bounce.text
     ticket = await rt.services.tickets.open_ticket(conv)
     assert ticket is not None and ticket.reason == "channel_failure" and CUSTOMER in ticket.summary
+    # The agent's transcript says why the bot kept quiet (the console shows it as a badge).
+    rows = await rt.services.conversations.transcript_with_sentiment(conv)
+    assert sorted(str(r["automated"]) for r in rows if r["direction"] == "in") == ["None", "auto_reply", "bounce"]
 
     # A mailing list mail starts no conversation the bot answers either.
     news, news_id = customer_mail("本周特惠", sender="news@deals.example", subject="特惠", Precedence="bulk",
