@@ -20,7 +20,7 @@ from ticketing.canned import CannedError
 from ticketing.customers import CustomerError, Identity
 from ticketing.priority import Tier
 from ticketing.reports import CONTENT_TYPE, build_report, report_args, scrape
-from ticketing.sla import Profile
+from ticketing.sla_settings import SlaSettingsError, parse_change
 
 
 def agent_json(a: AgentRecord) -> dict[str, Any]:
@@ -39,6 +39,15 @@ def setup_staff_api(app: web.Application, s: Services) -> None:
         agents = await s.agents.list(active_only=request.query.get("all") != "1")
         presence = await s.presence.snapshot([a.id for a in agents])
         return web.json_response({"agents": [{**agent_json(a), "presence": presence[a.id].value} for a in agents]})
+
+    async def colleagues(request: web.Request) -> web.Response:
+        """Any staff member: who else is active, with skills and presence (the transfer dialog's list).
+        No roles, teams, capacity or token state: that stays with supervisors."""
+        caller(request)
+        agents = await s.agents.list(active_only=True)
+        presence = await s.presence.snapshot([a.id for a in agents])
+        return web.json_response({"agents": [{"id": a.id, "name": a.name, "skills": sorted(a.skills),
+                                              "presence": presence[a.id].value} for a in agents]})
 
     async def create_agent(request: web.Request) -> web.Response:
         p = require(request, Role.SUPERVISOR)
@@ -149,12 +158,24 @@ def setup_staff_api(app: web.Application, s: Services) -> None:
         return web.json_response(await s.policies.describe())
 
     async def put_sla(request: web.Request) -> web.Response:
+        """Any subset of ``{"profile", "targets": {"P0": {"first_response_s", ...}}, "peak_factor",
+        "warn_before_s"}``, merged onto the policy in force and validated whole before anything is
+        written; a 400 names the bad input in ``field``. New tickets only (ticketing.policy)."""
         p = require(request, Role.ADMIN)
+        body = await json_body(request)
         try:
-            profile = Profile(str((await json_body(request)).get("profile")))
-        except ValueError as exc:
-            raise ApiError(400, "bad_request", "profile must be standard or peak") from exc
-        await s.policies.set_profile(profile, actor=p.id, now=s.clock())
+            change = parse_change(body, (await s.policies.state()).settings)
+        except SlaSettingsError as exc:
+            # ApiError's shape plus the field, so the console can point at the input.
+            return web.json_response({"error": "bad_request", "message": exc.message, "field": exc.field},
+                                     status=400)
+        await s.policies.set_policy(change.settings, profile=change.profile, actor=p.id, now=s.clock())
+        return web.json_response(await s.policies.describe())
+
+    async def reset_sla_policy(request: web.Request) -> web.Response:
+        """Back to the configured targets, peak factor and warning lead (the profile stays)."""
+        p = require(request, Role.ADMIN)
+        await s.policies.reset_policy(actor=p.id)
         return web.json_response(await s.policies.describe())
 
     async def alerts(request: web.Request) -> web.Response:
@@ -185,6 +206,7 @@ def setup_staff_api(app: web.Application, s: Services) -> None:
 
     r = app.router
     r.add_get("/api/agents", list_agents)
+    r.add_get("/api/colleagues", colleagues)
     r.add_post("/api/agents", create_agent)
     r.add_patch("/api/agents/{id}", update_agent)
     r.add_post("/api/agents/{id}/token", rotate_token)
@@ -196,6 +218,7 @@ def setup_staff_api(app: web.Application, s: Services) -> None:
     r.add_delete("/api/canned/{id}", delete_canned)
     r.add_get("/api/sla", get_sla)
     r.add_put("/api/sla", put_sla)
+    r.add_delete("/api/sla/policy", reset_sla_policy)
     r.add_get("/api/supervisor/alerts", alerts)
     r.add_get("/api/metrics", metrics_json)
     r.add_get("/metrics", prometheus)

@@ -215,6 +215,19 @@ def _targets(p0: _Minutes, p1: _Minutes, p2: _Minutes, p3: _Minutes) -> dict[Pri
     }
 
 
+VIP_RESPONSE_FACTOR = 0.5  # VIP first/next response targets relative to the defaults; resolution unchanged
+
+
+def vip_targets(defaults: Mapping[Priority, SlaTargets]) -> dict[TargetKey, SlaTargets]:
+    """VIPs get half the response times and the same resolution time (fixing takes what it takes;
+    being heard should not)."""
+    return {
+        (priority, Tier.VIP, None): replace(t, first_response=t.first_response * VIP_RESPONSE_FACTOR,
+                                            next_response=t.next_response * VIP_RESPONSE_FACTOR)
+        for priority, t in defaults.items()
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class SlaPolicy:
     """Targets per (priority, tier, channel), a warning lead time, and an optional business calendar.
@@ -241,16 +254,9 @@ class SlaPolicy:
 
     @classmethod
     def standard(cls, calendar: BusinessHours | None = None) -> SlaPolicy:
-        """Sensible defaults (minutes: first response / next response / resolution); VIPs get half the
-        response times, same resolution time (fixing takes what it takes; being heard should not)."""
+        """Sensible defaults (minutes: first response / next response / resolution), VIPs by ``vip_targets``."""
         defaults = _targets((10, 10, 240), (30, 30, 480), (120, 120, 1440), (480, 480, 4320))
-        vip: dict[TargetKey, SlaTargets] = {
-            (priority, Tier.VIP, None): replace(
-                t, first_response=t.first_response / 2, next_response=t.next_response / 2
-            )
-            for priority, t in defaults.items()
-        }
-        return cls(defaults=defaults, targets=vip, calendar=calendar)
+        return cls(defaults=defaults, targets=vip_targets(defaults), calendar=calendar)
 
     def peak(self, factor: float = 2.0) -> SlaPolicy:
         """The relaxed 双11 profile: every target times ``factor``; warnings and calendar unchanged."""

@@ -4,7 +4,8 @@ whole product served over HTTP (real Redis, SQLite, the knowledge index and the 
 Knowledge base: an admin writes and publishes a new article, "try it" shows it would answer, a
 customer on /chat gets its text from the bot; unpublished, it no longer answers; a bad import line is
 reported and nothing is imported; the export downloads JSONL. Agents: an admin creates an agent with a
-password, who then signs in and sees only the workspace. SLA: the peak switch persists.
+password, who then signs in and sees only the workspace. SLA: the peak switch persists; an edited
+target is refused when inconsistent, saved (and served by GET /api/sla) when not, and reset.
 """
 
 from __future__ import annotations
@@ -245,5 +246,43 @@ async def test_admin_manages_agents_and_the_peak_switch(
         # The page shows the same numbers in peak mode (the server now sends the peak targets).
         assert await p0.locator("td[data-clock=first_response_s][data-profile=standard]").inner_text() == "10 分钟"
 
-        assert page.errors == []
+        # Editing the policy: the note says it is for new tickets; the inputs start from the targets in
+        # force (minutes, or hours for whole hours).
+        assert "新建的工单" in await page.inner_text("#adm-sla-note")
+        assert await page.input_value("#adm-sla-in-P0-first_response_s") == "10"
+        assert await page.input_value("#adm-sla-in-P0-first_response_s-unit") == "60"
+        assert await page.input_value("#adm-sla-in-P0-resolution_s") == "4"
+        assert await page.input_value("#adm-sla-in-P0-resolution_s-unit") == "3600"
+        # A first response longer than the resolution is refused by the server, the input pointed at.
+        await page.select_option("#adm-sla-in-P0-first_response_s-unit", "3600")
+        assert await page.input_value("#adm-sla-in-P0-first_response_s") == "0.17"  # 10 min in hours
+        await page.fill("#adm-sla-in-P0-first_response_s", "5")
+        await page.click("#adm-sla-save")
+        await page.locator("#adm-sla-in-P0-first_response_s.adm-invalid").wait_for(timeout=TIMEOUT)
+        assert "首次响应" in await page.inner_text("#adm-sla-error")
+        # Switching the unit keeps the duration: 5 h is 300 min; then the edit that is allowed.
+        await page.select_option("#adm-sla-in-P0-first_response_s-unit", "60")
+        assert await page.input_value("#adm-sla-in-P0-first_response_s") == "300"
+        await page.fill("#adm-sla-in-P0-first_response_s", "15")
+        # Only a unit switched (10 min shows as 0.17 h): not a change, P0's next response stays 600 s.
+        await page.select_option("#adm-sla-in-P0-next_response_s-unit", "3600")
+        await page.click("#adm-sla-save")
+        await page.locator("#adm-sla-meta[data-customized=true]").wait_for(timeout=TIMEOUT)
+        assert await p0.locator("td[data-clock=first_response_s][data-profile=standard]").inner_text() == "15 分钟"
+        assert await p0.locator("td[data-clock=first_response_s][data-profile=peak]").inner_text() == "30 分钟"
+        resp = await client.get("/api/sla", headers={"Authorization": f"Bearer {settings.admin_token}"})
+        sla = await resp.json()
+        assert sla["customized"] is True and sla["updated_by"] == "admin"
+        assert sla["standard"]["P0"] == {"first_response_s": 900, "next_response_s": 600, "resolution_s": 14_400}
+        assert sla["targets"]["P0"]["first_response_s"] == 1800  # still in peak mode: 15 min × 2
+        await page.screenshot(path="/tmp/console-sla.png", full_page=True)
+
+        # Reset to defaults: the built-in targets again.
+        await page.click("#adm-sla-reset")
+        await page.locator("#adm-sla-meta[data-customized=false]").wait_for(timeout=TIMEOUT)
+        assert await page.input_value("#adm-sla-in-P0-first_response_s") == "10"
+        resp = await client.get("/api/sla", headers={"Authorization": f"Bearer {settings.admin_token}"})
+        assert (await resp.json())["standard"]["P0"]["first_response_s"] == 600
+
+        assert _unexpected(page.errors) == []  # the refused save's 400 is expected
         await page.context.close()

@@ -1,6 +1,6 @@
 // The transfer dialog: hand a ticket to another agent, or put it back in the queue of other skills
-// (POST /api/tickets/{id}/transfer with agent_id or skills). Supervisors pick agents from the team
-// list (GET /api/agents is theirs); agents type the colleague's account id.
+// (POST /api/tickets/{id}/transfer with agent_id or skills). The colleagues list (GET
+// /api/colleagues) shows who is online and what they handle.
 
 import { get, post } from "../api.js";
 import { h, toast } from "../dom.js";
@@ -10,20 +10,17 @@ import { t } from "../i18n.js";
 export async function openTransfer(host, me, tk, done) {
   const old = host.querySelector("#ws-transfer-dialog");
   if (old) old.remove();
-  const supervisor = me.role === "supervisor" || me.role === "admin";
   let agents = [];
-  if (supervisor) {
-    try {
-      agents = ((await get("/api/agents")).agents || []).filter((a) => a.id !== tk.assignee_id);
-    } catch (err) {
-      toast(err.message, "error");
-    }
+  try {
+    agents = ((await get("/api/colleagues")).agents || []).filter((a) => a.id !== tk.assignee_id);
+  } catch (err) {
+    toast(err.message, "error");
   }
   const toAgent = h("input", { type: "radio", name: "ws-transfer-mode", id: "ws-transfer-to-agent", value: "agent",
     checked: true, on: { change: sync } });
   const toSkills = h("input", { type: "radio", name: "ws-transfer-mode", id: "ws-transfer-to-skills", value: "skills",
     on: { change: sync } });
-  const agentInput = supervisor
+  const agentInput = agents.length
     ? h("select", { id: "ws-transfer-agent" }, agents.map((a) => h("option", { value: a.id },
       `${a.name || a.id} · ${t(`ws.presence.${a.presence}`)}${a.skills.length ? ` · ${a.skills.join(", ")}` : ""}`)))
     : h("input", { id: "ws-transfer-agent", placeholder: t("ws.transfer.agentid"), autocomplete: "off" });
