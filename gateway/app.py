@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway.admin_api import setup_admin_api
 from gateway.agent_api import setup_agent_api
 from gateway.auth import Principal, Role, auth_middleware
+from gateway.channel_status import setup_channel_status
 from gateway.channels import setup_channel_routes
 from gateway.console_routes import setup_console
 from gateway.customer_api import setup_customer_api
@@ -52,4 +53,5 @@ def build_app(services: Services) -> web.Application:
     setup_agent_api(app, services)
     setup_staff_api(app, services)
     setup_customer_api(app, services)
+    setup_channel_status(app, services)  # GET /api/channels: the admin's 渠道状态 page
     return app

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 
+TELEGRAM_WEBHOOK_PATH = "/webhooks/telegram"
+
+
 def build_connectors(settings: Settings, redis: aioredis.Redis, keys: Keys) -> dict[Channel, Any]:
     """Connector instances for every configured channel (no I/O: connectors connect lazily)."""
     instances: dict[Channel, Any] = {
@@ -94,7 +97,7 @@ def setup_channel_routes(app: web.Application, services: Services) -> None:
     """Webhook routes of the configured pushed channels (all share verify -> parse -> stream -> ack)."""
     connectors = services.connectors
     if Channel.TELEGRAM in connectors and services.settings.telegram_mode == "webhook":
-        app.router.add_post("/webhooks/telegram", make_webhook_handler(services, connectors.get(Channel.TELEGRAM)))
+        app.router.add_post(TELEGRAM_WEBHOOK_PATH, make_webhook_handler(services, connectors.get(Channel.TELEGRAM)))
     # --- wechat (Official Account) ---
     if Channel.WECHAT in connectors:
         from gateway.wechat_routes import setup_wechat_routes

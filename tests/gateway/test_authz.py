@@ -70,6 +70,7 @@ def table(t: int, q: int, conv: str, canned: int, cust: int = 4) -> list[tuple[s
         # claiming is an agent's own act (supervisors assign): refused without the skill or an agent record
         ("POST", f"/api/tickets/{q}/claim", {}, (N, Y, N, N, N)),
         ("GET", "/api/agent/events?probe=1", None, (N, Y, Y, Y, Y)),
+        ("GET", "/api/colleagues", None, (N, Y, Y, Y, Y)),
         ("GET", "/api/agents", None, (N, N, N, Y, Y)),
         ("POST", "/api/agents", {"id": "new-{role}", "skills": ["returns"]}, (N, N, N, Y, Y)),
         ("PATCH", "/api/agents/other", {"max_concurrent": 4}, (N, N, N, Y, Y)),
@@ -93,6 +94,8 @@ def table(t: int, q: int, conv: str, canned: int, cust: int = 4) -> list[tuple[s
         ("DELETE", "/api/canned/{created}", None, (N, N, N, Y, Y)),
         ("GET", "/api/sla", None, (N, N, N, Y, Y)),
         ("PUT", "/api/sla", {"profile": "standard"}, (N, N, N, N, Y)),
+        ("PUT", "/api/sla", {"targets": {"P3": {"resolution_s": 259200}}, "warn_before_s": 1800}, (N, N, N, N, Y)),
+        ("DELETE", "/api/sla/policy", None, (N, N, N, N, Y)),
         ("GET", "/api/supervisor/alerts", None, (N, N, N, Y, Y)),
         ("GET", "/api/metrics", None, (N, N, N, Y, Y)),
         ("GET", f"/api/conversations/{conv}", None, (N, N, N, Y, Y)),
@@ -105,6 +108,8 @@ def table(t: int, q: int, conv: str, canned: int, cust: int = 4) -> list[tuple[s
         ("POST", "/api/kb/articles/t-{role}/publish", {}, (N, N, N, N, Y)),
         ("POST", "/api/kb/articles/t-{role}/unpublish", {}, (N, N, N, N, Y)),
         ("DELETE", "/api/kb/articles/t-{role}", None, (N, N, N, N, Y)),
+        # channel status page: configuration and intake health (admin only)
+        ("GET", "/api/channels", None, (N, N, N, N, Y)),
         # one JSON object is a one-line kb JSONL file (the import reads the raw body)
         ("GET", "/api/kb/export", None, (N, N, N, N, Y)),
         ("POST", "/api/kb/import", {"id": "io-{role}", "title": "t", "questions": ["q"], "answer": "a"},
@@ -178,5 +183,5 @@ def _pattern(path: str) -> str:
              "resolve", "reopen", "hand-back", "claim", "agent", "events", "agents", "token", "customers",
              "canned", "sla", "supervisor", "alerts", "metrics", "conversations", "kb", "search", "articles",
              "publish", "unpublish", "customer", "identities", "merge", "export", "import",
-             "session", "password"}
+             "session", "password", "policy"}
     return "/".join(seg if seg in known or seg == "" else "*" for seg in path.split("/"))

@@ -15,6 +15,7 @@ const ROUTES = {
   kb: ["./views/kb.js", "admin", "nav.kb"],
   "admin/agents": ["./views/agents.js", "admin", "nav.agents"],
   "admin/sla": ["./views/sla.js", "admin", "nav.sla"],
+  "admin/channels": ["./views/channels.js", "admin", "nav.channels"],
 };
 
 let session = null; // {csrf, me}
