@@ -45,10 +45,10 @@ from pydantic import ValidationError
 
 from connectors.base import PayloadError
 from connectors.feed import FeedBatch, FeedFailure
+from connectors.http_session import LazySession
 from connectors.marketplace_common import (
     RATE_LIMIT_RETRY_S,
     TRANSIENT_RETRY_S,
-    LazySession,
     PlatformCallError,
     PlatformError,
     cst_timestamp,

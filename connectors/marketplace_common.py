@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
-import aiohttp
-
 from connectors.base import PayloadError
 from connectors.feed import FeedError
 from connectors.text_parts import with_numbered_options
@@ -133,25 +131,6 @@ class PlatformError:
 
     def feed_error(self) -> FeedError:
         return FeedError(self.describe(), permanent=self.permanent, retry_after=self.retry_after)
-
-
-class LazySession:
-    """One ``aiohttp.ClientSession`` per adapter, created on first use (construction does no I/O and
-    needs no running loop) and closed by ``aclose``."""
-
-    def __init__(self, timeout_s: float) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-
-    def get(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 def network_failure(platform: str, what: str, exc: BaseException) -> DeliveryResult:

@@ -52,10 +52,10 @@ from pydantic import ValidationError
 
 from connectors.base import PayloadError
 from connectors.feed import FeedBatch, FeedError, FeedFailure
+from connectors.http_session import LazySession
 from connectors.marketplace_common import (
     RATE_LIMIT_RETRY_S,
     TRANSIENT_RETRY_S,
-    LazySession,
     PlatformCallError,
     PlatformError,
     decode_answer,

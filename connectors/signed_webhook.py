@@ -33,6 +33,7 @@ import aiohttp
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from connectors.base import PayloadError, PayloadTooLarge, WebhookRequest, WebhookResponse
+from connectors.http_session import LazySession
 from connectors.marketplace_sign import check_webhook, webhook_signature
 from gateway.models import Attachment, Channel, CustomerRef, DeliveryResult, InboundMessage, OutboundMessage
 
@@ -147,8 +148,7 @@ class SignedWebhookConnector:
         self._max_skew_s = max_skew_s
         self._max_body = max_body_bytes
         self._clock = clock
-        self._timeout = aiohttp.ClientTimeout(total=http_timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._http_session = LazySession(http_timeout_s)
 
     # ---- inbound ---------------------------------------------------------------------------------
 
@@ -239,15 +239,10 @@ class SignedWebhookConnector:
         return DeliveryResult(ok=False, permanent=True, error=error)
 
     def _http(self) -> aiohttp.ClientSession:
-        # Lazy: constructing the connector does no I/O and needs no running loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        return self._http_session.get()
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._http_session.aclose()
 
 
 __all__ = [

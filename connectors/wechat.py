@@ -43,6 +43,7 @@ from typing import Any, ClassVar, Final, Protocol
 import aiohttp
 
 from connectors.base import PayloadError, VerificationError, WebhookRequest, WebhookResponse
+from connectors.http_session import LazySession
 from connectors.text_parts import split_text, utf8_bytes, with_numbered_options
 from connectors.wechat_crypto import WeChatCrypto, WeChatCryptoError, msg_signature, plain_signature, verify_signature
 from connectors.wechat_xml import encrypt_field, parse_xml, to_message
@@ -129,8 +130,7 @@ class WeChatConnector:
         self._clock = clock
         self._max_skew_s = max_skew_s
         self._subscribe_text = subscribe_text or None
-        self._timeout = aiohttp.ClientTimeout(total=http_timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._http_session = LazySession(http_timeout_s)
         self._progress: OrderedDict[str, int] = OrderedDict()  # message_id -> chunks already sent
 
     @property
@@ -205,9 +205,7 @@ class WeChatConnector:
     # ---- outbound --------------------------------------------------------------------------------
 
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:  # lazy: construction does no I/O
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        return self._http_session.get()
 
     def _redact(self, text: str, *secrets: str) -> str:
         for secret in (self._app_secret, *secrets):
@@ -307,6 +305,4 @@ class WeChatConnector:
         raise AssertionError("unreachable: the second attempt always returns")
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._http_session.aclose()

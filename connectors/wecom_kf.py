@@ -39,6 +39,7 @@ from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from connectors import text_parts
 from connectors.base import PayloadError, VerificationError, WebhookRequest, WebhookResponse
+from connectors.http_session import LazySession
 from connectors.wechat_crypto import WeChatCrypto, WeChatCryptoError, WeChatSignatureError
 from connectors.wecom_kf_messages import (
     BadItem,
@@ -193,14 +194,10 @@ class WeComKfConnector:
         self.api_base = api_base.rstrip("/")
         # Set by the gateway after construction when the shared cache fetches through this connector.
         self.tokens: AccessTokens = tokens if tokens is not None else _LocalTokens(self.fetch_access_token)
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._http_session = LazySession(timeout_s)
 
     def _http(self) -> aiohttp.ClientSession:
-        # Lazy: constructing the connector does no I/O and needs no running loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        return self._http_session.get()
 
     # ---- inbound ---------------------------------------------------------------------------------
 
@@ -365,9 +362,7 @@ class WeComKfConnector:
         return DeliveryResult(ok=True, external_ids=tuple(sent))
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._http_session.aclose()
 
 
 def _errcode(data: Mapping[str, Any]) -> int:
