@@ -20,6 +20,7 @@ from browser_helpers import chromium, console_page, require_browser, screenshot_
 from tests_helpers import eventually, serve_live
 
 from gateway.config import Settings
+from gateway.services import Services
 from knowledge_index.embedder import Embedder
 from ticketing.customers import Identity
 from ticketing.priority import Tier
@@ -38,6 +39,22 @@ async def agent_page(browser: Any, base: str) -> Any:
     """The agent's console (1440x900, Chinese) logged in on ``#/workspace``."""
     page = await console_page(browser, base, AGENT, PASSWORD, route="#/workspace")
     await page.wait_for_selector("#ws-layout", timeout=TIMEOUT)
+    return page
+
+
+async def online_agent(browser: Any, base: str, s: Services) -> Any:
+    """Create the agent, log in on the workspace, go online (checked on the server); returns the page."""
+    await s.agents.create(AGENT, AGENT_NAME, ["returns", "logistics"], 5)
+    await s.agents.set_password(AGENT, PASSWORD)
+    page = await agent_page(browser, base)
+    await page.wait_for_selector("#ws-conn[data-state=open]", timeout=TIMEOUT)
+    assert await page.input_value("#ws-presence") == "offline"  # GET /api/me's presence
+    await page.select_option("#ws-presence", "online")
+
+    async def online() -> bool:
+        return await s.presence.get(AGENT) is Presence.ONLINE
+
+    await eventually(online, timeout=15)
     return page
 
 
@@ -63,20 +80,10 @@ async def texts(page: Any, selector: str) -> list[str]:
 async def test_agent_takes_a_live_ticket_and_answers_in_the_workspace(settings: Settings, embedder: Embedder) -> None:
     async with serve_live(settings.with_(routing_mode="claim"), embedder) as (rt, client):
         s = rt.services
-        await s.agents.create(AGENT, AGENT_NAME, ["returns", "logistics"], 5)
-        await s.agents.set_password(AGENT, PASSWORD)
         base = str(client.make_url("")).rstrip("/")
 
         async with chromium() as browser:
-            agent = await agent_page(browser, base)
-            await agent.wait_for_selector("#ws-conn[data-state=open]", timeout=TIMEOUT)
-            assert await agent.input_value("#ws-presence") == "offline"  # GET /api/me's presence
-            await agent.select_option("#ws-presence", "online")
-
-            async def online() -> bool:
-                return await s.presence.get(AGENT) is Presence.ONLINE
-
-            await eventually(online, timeout=15)
+            agent = await online_agent(browser, base, s)
             await agent.click("#ws-tab-queue")
             await agent.wait_for_selector("#ws-list .ws-empty-list", timeout=TIMEOUT)  # loaded, nothing waiting
 
@@ -204,18 +211,9 @@ async def test_in_auto_mode_the_router_puts_the_ticket_in_my_queue_live(
     in 我的 without a reload; the conversation opens from there."""
     async with serve_live(settings, embedder) as (rt, client):
         s = rt.services
-        await s.agents.create(AGENT, AGENT_NAME, ["returns", "logistics"], 5)
-        await s.agents.set_password(AGENT, PASSWORD)
         base = str(client.make_url("")).rstrip("/")
         async with chromium() as browser:
-            agent = await agent_page(browser, base)
-            await agent.wait_for_selector("#ws-conn[data-state=open]", timeout=TIMEOUT)
-            await agent.select_option("#ws-presence", "online")
-
-            async def online() -> bool:
-                return await s.presence.get(AGENT) is Presence.ONLINE
-
-            await eventually(online, timeout=15)
+            agent = await online_agent(browser, base, s)
             customer = await chat_page(browser, base)
             await say(customer, "转人工")
             card = agent.locator("#ws-list .ws-card").first
