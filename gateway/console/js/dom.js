@@ -61,10 +61,12 @@ export function duration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "—";
   const s = Math.round(Math.abs(seconds));
   if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.round(s / 60)}m`;
-  // Floor, not round: 23 h 59.6 m must not print as "23h 60m".
-  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
-  return `${Math.round(s / 86400)}d`;
+  // Round once, to whole minutes, then split: rounding each unit separately printed 3590 s as "60m"
+  // and 23 h 59.6 m as "23h 60m".
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m}m`;
+  if (m < 1440) return `${Math.floor(m / 60)}h ${m % 60}m`;
+  return `${Math.round(m / 1440)}d`;
 }
 
 /** A transient message at the bottom of the screen (errors and confirmations). */
